@@ -1,0 +1,188 @@
+//! Domain records as services and repositories exchange them (not the wire DTOs).
+
+use crate::ids::{AuditId, FamilyId, MemberId, ProjectId, TenantId, TokenId, UserId};
+use crate::roles::{ProjectRole, TenantRole};
+use crate::time::Millis;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub name: String,
+    pub created_at: Millis,
+}
+
+#[derive(Clone)]
+pub struct User {
+    pub id: UserId,
+    pub tenant_id: TenantId,
+    pub email: String,
+    pub name: String,
+    pub password_hash: String,
+    pub tenant_role: TenantRole,
+    pub platform_admin: bool,
+    pub created_at: Millis,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("tenant_id", &self.tenant_id)
+            .field("tenant_role", &self.tenant_role)
+            .field("platform_admin", &self.platform_admin)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RefreshRecord {
+    pub id: TokenId,
+    pub family_id: FamilyId,
+    pub user_id: UserId,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+}
+
+/// What happened when a refresh token was presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// It was fresh; it is now spent and the new one stored.
+    Rotated,
+    /// It had been used before: theft. Its family is now revoked.
+    Reused,
+    /// Unknown, expired or its family revoked.
+    Invalid,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Build,
+    Live,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Build => "build",
+            Stage::Live => "live",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "build" => Some(Stage::Build),
+            "live" => Some(Stage::Live),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageTier {
+    Hot,
+    Cold,
+}
+
+impl StorageTier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageTier::Hot => "hot",
+            StorageTier::Cold => "cold",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "hot" => Some(StorageTier::Hot),
+            "cold" => Some(StorageTier::Cold),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub id: ProjectId,
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub stage: Stage,
+    pub archived: bool,
+    pub storage_tier: StorageTier,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub created_by: Option<UserId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberStatus {
+    Active,
+    Invited,
+}
+
+impl MemberStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberStatus::Active => "active",
+            MemberStatus::Invited => "invited",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub id: MemberId,
+    pub project_id: ProjectId,
+    pub user_id: Option<UserId>,
+    pub email: String,
+    /// The user's name; empty for an invite not yet accepted.
+    pub name: String,
+    pub role: ProjectRole,
+    pub status: MemberStatus,
+    pub invited_at: Millis,
+    pub joined_at: Option<Millis>,
+}
+
+/// A pending invite; only the SHA-256 of its token is stored.
+#[derive(Debug, Clone)]
+pub struct Invite {
+    pub token_hash: String,
+    pub member_id: MemberId,
+    pub project_id: ProjectId,
+    pub tenant_id: TenantId,
+    pub email: String,
+    pub role: ProjectRole,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    pub accepted_at: Option<Millis>,
+}
+
+/// Who did something, for audit rows and events.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub id: UserId,
+    pub email: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub id: AuditId,
+    pub at: Millis,
+    pub actor: Option<Actor>,
+    pub action: String,
+    pub target: String,
+    pub old_value: Option<serde_json::Value>,
+    pub new_value: Option<serde_json::Value>,
+    pub reason: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// The context a service call runs in: who asks, and the request id for audit and logs.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub actor: Actor,
+    pub request_id: Option<String>,
+}

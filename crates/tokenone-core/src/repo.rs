@@ -1,0 +1,99 @@
+//! Repository traits: what the services need from storage. The store crate implements them for
+//! SQLite and PostgreSQL; rules (who may, what is allowed) stay in the services.
+
+use crate::error::Result;
+use crate::ids::{FamilyId, MemberId, ProjectId, TenantId, TokenId, UserId};
+use crate::model::*;
+use crate::roles::ProjectRole;
+use crate::time::Millis;
+use async_trait::async_trait;
+
+#[async_trait]
+pub trait IdentityRepo: Send + Sync {
+    async fn count_users(&self) -> Result<i64>;
+    /// Creates a tenant, its wallet, and its first user. A taken email is `Conflict`.
+    async fn create_tenant_with_user(&self, tenant: &Tenant, user: &User) -> Result<()>;
+    async fn user_by_email(&self, email_key: &str) -> Result<Option<User>>;
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>>;
+    async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>>;
+    /// The user behind a session, or `None` when the user is gone or the session revoked.
+    async fn session_user(&self, user: UserId, family: FamilyId) -> Result<Option<User>>;
+    /// Starts a login session with its first refresh token.
+    async fn create_session(&self, first: &RefreshRecord) -> Result<()>;
+    /// Spends `old` and stores `new` atomically; a second use of `old` revokes the family.
+    async fn rotate_refresh(&self, old: TokenId, new: &RefreshRecord, now: Millis) -> Result<RotateOutcome>;
+    async fn revoke_family(&self, family: FamilyId, now: Millis) -> Result<()>;
+    async fn record_login_failure(&self, email_key: &str, at: Millis) -> Result<()>;
+    /// Failures since `since`: how many and when the oldest of them happened.
+    async fn login_failures_since(&self, email_key: &str, since: Millis) -> Result<(i64, Option<Millis>)>;
+    async fn clear_login_failures(&self, email_key: &str) -> Result<()>;
+}
+
+#[async_trait]
+pub trait ProjectRepo: Send + Sync {
+    /// Creates a project and its first (owner) member in one transaction.
+    async fn create_project(&self, project: &Project, owner: &Member) -> Result<()>;
+    /// A project of `tenant` and `user`'s active membership role on it, if any.
+    async fn project_with_role(
+        &self,
+        tenant: TenantId,
+        project: ProjectId,
+        user: UserId,
+    ) -> Result<Option<(Project, Option<ProjectRole>)>>;
+    /// Projects of `tenant`: all of them when `all`, else those `user` is an active member of.
+    async fn list_projects(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        all: bool,
+        include_archived: bool,
+    ) -> Result<Vec<(Project, Option<ProjectRole>)>>;
+    async fn update_project(&self, project: &Project) -> Result<()>;
+}
+
+#[async_trait]
+pub trait MemberRepo: Send + Sync {
+    async fn list_members(&self, project: ProjectId) -> Result<Vec<Member>>;
+    async fn member(&self, project: ProjectId, member: MemberId) -> Result<Option<Member>>;
+    /// Adds a member (and its invite, for an unknown email). Already a member: `Conflict`.
+    async fn add_member(&self, member: &Member, invite: Option<&Invite>) -> Result<()>;
+    /// Sets a role; rolls back with `Conflict(msg)` when fewer than `min_owners` active owners
+    /// would remain. Serialised per project, so concurrent demotions cannot both pass.
+    async fn set_member_role(
+        &self,
+        project: ProjectId,
+        member: MemberId,
+        role: ProjectRole,
+        min_owners: i64,
+        now: Millis,
+    ) -> Result<()>;
+    /// Removes a member (and any pending invite) under the same guard.
+    async fn remove_member(&self, project: ProjectId, member: MemberId, min_owners: i64, now: Millis) -> Result<()>;
+    async fn invite(&self, token_hash: &str) -> Result<Option<Invite>>;
+    /// Spends the invite, creates `user` in the invite's tenant and activates the member, in one
+    /// transaction. An invite already spent is `Conflict`; a taken email is `Conflict`.
+    async fn accept_invite(&self, token_hash: &str, user: &User, now: Millis) -> Result<()>;
+}
+
+#[async_trait]
+pub trait AuditRepo: Send + Sync {
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<()>;
+}
+
+#[async_trait]
+pub trait SecretRepo: Send + Sync {
+    /// A sealed server secret (JWT key, API-key pepper, ledger key) by name.
+    async fn server_secret(&self, name: &str) -> Result<Option<Vec<u8>>>;
+    /// Stores `sealed` unless the name is taken (another replica won the race); returns what is
+    /// stored afterwards.
+    async fn put_server_secret(&self, name: &str, sealed: &[u8], now: Millis) -> Result<Vec<u8>>;
+}
+
+/// Everything the server needs from storage.
+#[async_trait]
+pub trait Store: IdentityRepo + ProjectRepo + MemberRepo + AuditRepo + SecretRepo + Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    /// Reachable and migrated.
+    async fn ready(&self) -> Result<()>;
+}

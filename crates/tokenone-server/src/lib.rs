@@ -1,0 +1,194 @@
+//! TokenOne's HTTP layer: the REST control plane under `/api`, operational endpoints, and
+//! `serve(config, listener, shutdown)`, the one launch function both the binary and the tests use.
+
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod middleware;
+pub mod routes;
+pub mod state;
+
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use state::{AppState, Inner};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokenone_core::config::Config;
+use tokenone_core::repo::Store;
+use tokenone_core::services::identity::IdentityService;
+use tokenone_core::services::live::LiveConfig;
+use tokenone_core::services::projects::ProjectService;
+use tokenone_core::services::secrets::server_secret;
+use tokenone_core::tokens::JwtKeys;
+use tokenone_core::vault::{MasterKey, Vault};
+use tokenone_store::SqlStore;
+
+/// The master key: configured, or read from (or generated into) the key file.
+pub fn load_master_key(cfg: &Config) -> anyhow::Result<MasterKey> {
+    if !cfg.vault.master_key.is_empty() {
+        return MasterKey::from_base64(cfg.vault.master_key.expose()).context("TOKENONE_MASTER_KEY");
+    }
+    let path = if cfg.vault.master_key_file.is_empty() {
+        cfg.data_dir().join("tokenone.key")
+    } else {
+        PathBuf::from(&cfg.vault.master_key_file)
+    };
+    let (key, created) =
+        MasterKey::load_or_create(&path).with_context(|| format!("master key file {}", path.display()))?;
+    if created {
+        tracing::warn!(path = %path.display(), "no master key configured: generated one (mode 0600). Back it up; without it stored secrets cannot be opened");
+    }
+    Ok(key)
+}
+
+/// Connects the store (running migrations), opens the vault, and builds the services.
+pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
+    let store = SqlStore::connect(cfg.database.url.expose(), cfg.database.max_connections)
+        .await
+        .context("connecting to the database")?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let vault = Vault::new(load_master_key(&cfg)?);
+    let jwt_secret = if cfg.auth.jwt_secret.is_empty() {
+        server_secret(store.as_ref(), &vault, "jwt").await?
+    } else {
+        cfg.auth.jwt_secret.expose().as_bytes().to_vec()
+    };
+    let live = LiveConfig::new(cfg);
+    let identity = IdentityService::new(store.clone(), JwtKeys::new(&jwt_secret), live.clone());
+    let projects = ProjectService::new(store.clone(), live.clone());
+    Ok(AppState(Arc::new(Inner {
+        cfg: live,
+        store,
+        vault,
+        identity,
+        projects,
+        metrics: metrics::Metrics::new(),
+        started_at: tokenone_core::time::now_ms(),
+        replica_id: uuid::Uuid::new_v4().to_string(),
+    })))
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    let (api, openapi) = routes::api().split_for_parts();
+    let openapi = Arc::new(openapi);
+    let body_limit = state.cfg.get().server.api_max_body_bytes as usize;
+    let api = api
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let doc = openapi.clone();
+                async move { axum::Json((*doc).clone()) }
+            }),
+        )
+        .layer(DefaultBodyLimit::max(body_limit));
+    Router::new()
+        .route("/healthz", get(routes::ops::healthz))
+        .route("/readyz", get(routes::ops::readyz))
+        .route("/metrics", get(routes::ops::metrics))
+        .merge(api)
+        .fallback(middleware::not_found)
+        .layer(axum::middleware::from_fn(middleware::envelope_405))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::observe))
+        .with_state(state)
+}
+
+/// Bootstraps the platform admin on an empty database, printing a generated password once.
+pub async fn bootstrap(state: &AppState) -> anyhow::Result<()> {
+    if let Some((email, generated)) = state.identity.bootstrap_admin().await? {
+        match generated {
+            Some(password) => eprintln!(
+                "\n  TokenOne: created the platform admin.\n    email:    {email}\n    password: {password}\n  (shown once; set TOKENONE_ADMIN_PASSWORD to choose it)\n"
+            ),
+            None => eprintln!("TokenOne: created the platform admin {email}"),
+        }
+    }
+    Ok(())
+}
+
+/// Runs the server on `listener` until `shutdown` completes, then drains in-flight requests for
+/// up to `server.shutdown_grace_seconds`.
+pub async fn serve(
+    cfg: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = build_state(cfg).await?;
+    bootstrap(&state).await?;
+    serve_state(state, listener, shutdown).await
+}
+
+/// Serves an already built state (lets callers inspect the state first).
+pub async fn serve_state(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let cfg = state.cfg.get();
+    let header_timeout = Duration::from_millis(cfg.server.header_read_timeout_ms.max(1));
+    let grace = Duration::from_secs(cfg.server.shutdown_grace_seconds);
+    let router = app(state.clone());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tracing::info!(addr = %listener.local_addr()?, backend = state.store.backend(), "TokenOne listening");
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let svc = connection_service(router.clone(), peer);
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(header_timeout)
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), svc);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: draining connections");
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
+    }
+    Ok(())
+}
+
+fn connection_service(
+    router: Router,
+    peer: SocketAddr,
+) -> hyper_util::service::TowerToHyperService<
+    impl tower::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future = impl Send,
+        > + Clone,
+> {
+    use tower::ServiceExt;
+    let svc = router.map_request(move |mut req: http::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        req.map(axum::body::Body::new)
+    });
+    hyper_util::service::TowerToHyperService::new(svc)
+}

@@ -1,0 +1,50 @@
+//! The route table. Every `/api` route is registered here through `utoipa-axum`, so the router
+//! and the OpenAPI document come from the same list and cannot drift apart.
+//!
+//! Public routes (no authentication): `/healthz`, `/readyz`, `/metrics`, `GET /api/openapi.json`,
+//! `POST /api/auth/{register,login,refresh,logout}`, `POST /api/invites/accept`. Every other
+//! handler takes `AuthUser`, `PlatformAdmin` or `ProjectGuard<_>`.
+
+pub mod auth;
+pub mod members;
+pub mod ops;
+pub mod projects;
+
+use crate::state::AppState;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "TokenOne", description = "Control plane of the TokenOne LLM gateway. Every answer is `{success, data}` or `{success: false, error, code}`."),
+    modifiers(&BearerAuth),
+    tags((name = "auth"), (name = "projects"), (name = "members"))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+/// All `/api` routes with their documentation.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(auth::accept_invite))
+        .routes(routes!(projects::create_project, projects::list_projects))
+        .routes(routes!(projects::get_project, projects::patch_project))
+        .routes(routes!(members::list_members, members::invite_member))
+        .routes(routes!(members::change_role))
+        .routes(routes!(members::remove_member))
+}

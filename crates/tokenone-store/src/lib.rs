@@ -1,0 +1,233 @@
+//! Storage for TokenOne on SQLite (embedded default) and PostgreSQL (scale-out), chosen once at
+//! start-up by the `DATABASE_URL` scheme. Each backend has its own migrations; queries are written
+//! in the SQL both understand (numbered `$n` parameters, `RETURNING`, `ON CONFLICT`), with ids as
+//! text, times as epoch milliseconds and booleans as 0/1, so one implementation serves both and
+//! the same integration tests exercise both. Rules live in the services, not here: the store
+//! offers atomic mechanisms (guarded updates, conditional inserts) and reports what happened.
+
+mod identity;
+mod projects;
+mod rows;
+
+use async_trait::async_trait;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor};
+use std::str::FromStr;
+use std::time::Duration;
+use tokenone_core::model::AuditEntry;
+use tokenone_core::repo::{AuditRepo, SecretRepo, Store};
+use tokenone_core::{Error, Result};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// The SQL store. On SQLite all writes go through a single connection (SQLite has one writer;
+/// queuing in the pool beats `SQLITE_BUSY` retries) while reads use a pool; on PostgreSQL both
+/// are the same pool.
+#[derive(Clone)]
+pub struct SqlStore {
+    write: AnyPool,
+    read: AnyPool,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Maps a driver error to the domain: duplicates are conflicts, an unreachable database is
+/// "unavailable", everything else internal (logged by the caller, never shown).
+pub(crate) fn db_err(e: sqlx::Error) -> Error {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => Error::conflict("duplicate"),
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            tracing::error!(error = %e, "database unavailable");
+            Error::Unavailable("database unavailable".into())
+        }
+        _ => Error::internal(e),
+    }
+}
+
+type ConnectFuture<'c> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'c>>;
+
+/// WAL for concurrent readers, a busy timeout, and foreign keys, on every SQLite connection.
+fn sqlite_pragmas(conn: &mut sqlx::AnyConnection, _meta: sqlx::pool::PoolConnectionMetadata) -> ConnectFuture<'_> {
+    Box::pin(async move {
+        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
+            .await?;
+        Ok(())
+    })
+}
+
+fn sqlite_url(url: &str) -> String {
+    if url.contains("mode=") || url.contains(":memory:") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+impl SqlStore {
+    /// Connects and runs the backend's migrations.
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<SqlStore> {
+        let store = Self::connect_only(url, max_connections).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects without migrating.
+    pub async fn connect_only(url: &str, max_connections: u32) -> anyhow::Result<SqlStore> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url)
+            .ok_or_else(|| anyhow::anyhow!("database url must start with sqlite:, postgres:// or postgresql://"))?;
+        let max = max_connections.max(2);
+        match backend {
+            Backend::Sqlite => {
+                let url = sqlite_url(url);
+                let opts = sqlx::any::AnyConnectOptions::from_str(&url)?;
+                let write = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .after_connect(sqlite_pragmas)
+                    .connect_with(opts.clone())
+                    .await?;
+                let read = AnyPoolOptions::new()
+                    .max_connections(max)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .after_connect(sqlite_pragmas)
+                    .connect_with(opts)
+                    .await?;
+                Ok(SqlStore { write, read, backend })
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(max)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url)
+                    .await?;
+                Ok(SqlStore {
+                    write: pool.clone(),
+                    read: pool,
+                    backend,
+                })
+            }
+        }
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.write).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.write).await?,
+        }
+        Ok(())
+    }
+
+    pub fn kind(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
+    pub(crate) fn w(&self) -> &AnyPool {
+        &self.write
+    }
+    pub(crate) fn r(&self) -> &AnyPool {
+        &self.read
+    }
+}
+
+#[async_trait]
+impl AuditRepo for SqlStore {
+    async fn append_audit(&self, e: &AuditEntry) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (id, at, actor_id, actor_email, action, target, old_value, new_value, reason, request_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(e.id.to_string())
+        .bind(e.at)
+        .bind(e.actor.as_ref().map(|a| a.id.to_string()))
+        .bind(e.actor.as_ref().map(|a| a.email.clone()))
+        .bind(e.action.clone())
+        .bind(e.target.clone())
+        .bind(e.old_value.as_ref().map(|v| v.to_string()))
+        .bind(e.new_value.as_ref().map(|v| v.to_string()))
+        .bind(e.reason.clone())
+        .bind(e.request_id.clone())
+        .execute(self.w())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SecretRepo for SqlStore {
+    async fn server_secret(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let row: Option<AnyRow> = sqlx::query("SELECT sealed FROM server_secrets WHERE name = $1")
+            .bind(name.to_string())
+            .fetch_optional(self.w())
+            .await
+            .map_err(db_err)?;
+        row.map(|r| rows::get::<Vec<u8>>(&r, "sealed")).transpose()
+    }
+
+    async fn put_server_secret(&self, name: &str, sealed: &[u8], now: i64) -> Result<Vec<u8>> {
+        sqlx::query(
+            "INSERT INTO server_secrets (name, sealed, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name.to_string())
+        .bind(sealed.to_vec())
+        .bind(now)
+        .execute(self.w())
+        .await
+        .map_err(db_err)?;
+        self.server_secret(name)
+            .await?
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("server secret vanished after insert")))
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    async fn ready(&self) -> Result<()> {
+        sqlx::query("SELECT COUNT(*) FROM tenants")
+            .execute(self.r())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+}

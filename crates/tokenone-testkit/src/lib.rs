@@ -1,0 +1,269 @@
+//! Test support: [`TestApp`] starts the real server in-process on `127.0.0.1:0` against a fresh
+//! database — a SQLite file in a temporary directory, or a new PostgreSQL database — and speaks
+//! HTTP to it. [`both_backends!`] turns one test body into a SQLite and a PostgreSQL test.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sqlx::Connection;
+use tokenone_core::config::Config;
+use tokenone_core::secret::Secret;
+use tokenone_core::vault::MasterKey;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub const ADMIN_EMAIL: &str = "admin@tokenone.test";
+pub const ADMIN_PASSWORD: &str = "admin-password-123";
+
+/// The PostgreSQL server tests create their databases on (`TOKENONE_TEST_PG_URL`).
+pub fn pg_server_url() -> String {
+    std::env::var("TOKENONE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A fresh, empty PostgreSQL database; returns its URL.
+pub async fn fresh_pg_database() -> String {
+    let server = pg_server_url();
+    let name = format!("tokenone_t_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&format!("{server}/test"))
+        .await
+        .expect("PostgreSQL must be reachable for the tests (TOKENONE_TEST_PG_URL)");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let _ = conn.close().await;
+    format!("{server}/{name}")
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub backend: Backend,
+    pub db_url: String,
+    pub dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// An HTTP answer: status, headers, and the body parsed as JSON (`Value::Null` when it is not).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Answer {
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+    /// Asserts the failure envelope with this status and code.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
+        assert_eq!(self.body["success"], json!(false), "body: {}", self.text);
+        assert_eq!(self.body["code"], json!(code), "body: {}", self.text);
+        assert!(
+            self.body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "body: {}",
+            self.text
+        );
+    }
+    #[track_caller]
+    pub fn assert_ok(&self, status: u16) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
+        assert_eq!(self.body["success"], json!(true), "body: {}", self.text);
+        &self.body["data"]
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    /// All `Set-Cookie` values.
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect()
+    }
+    /// The value a `Set-Cookie` gives `name`.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.set_cookies().iter().find_map(|c| {
+            let first = c.split(';').next()?;
+            let (k, v) = first.split_once('=')?;
+            (k.trim() == name).then(|| v.to_string())
+        })
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Starts a server; `tweak` adjusts the configuration first.
+    pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db_url = match backend {
+            Backend::Sqlite => format!("sqlite://{}", dir.path().join("tokenone.db").display()),
+            Backend::Postgres => fresh_pg_database().await,
+        };
+        let mut cfg = Config::default();
+        cfg.database.url = Secret::new(db_url.clone());
+        cfg.database.max_connections = 4;
+        cfg.vault.master_key = Secret::new(MasterKey::generate().to_base64());
+        cfg.admin.email = ADMIN_EMAIL.into();
+        cfg.admin.password = Secret::new(ADMIN_PASSWORD);
+        cfg.storage.cold_dir = dir.path().join("cold").display().to_string();
+        tweak(&mut cfg);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let addr = listener.local_addr().expect("local addr");
+        cfg.server.bind = addr.to_string();
+        let state = tokenone_server::build_state(cfg).await.expect("build state");
+        tokenone_server::bootstrap(&state).await.expect("bootstrap");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(tokenone_server::serve_state(state, listener, async move {
+            let _ = rx.await;
+        }));
+        TestApp {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            backend,
+            db_url,
+            dir,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Sends a request with an optional bearer token and JSON body.
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        Self::answer(req.send().await.expect("request")).await
+    }
+
+    pub async fn answer(resp: reqwest::Response) -> Answer {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Answer {
+        self.call(Method::GET, path, token, None).await
+    }
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Answer {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Answer {
+        self.call(Method::PATCH, path, token, Some(body)).await
+    }
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Answer {
+        self.call(Method::DELETE, path, token, None).await
+    }
+
+    /// Logs in and returns the access token.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let a = self
+            .post("/api/auth/login", None, json!({"email": email, "password": password}))
+            .await;
+        a.assert_ok(200)["tokens"]["accessToken"]
+            .as_str()
+            .expect("access token")
+            .to_string()
+    }
+
+    pub async fn admin_token(&self) -> String {
+        self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await
+    }
+
+    /// Registers a new tenant owner; returns (access token, user id, tenant id).
+    pub async fn register(&self, email: &str) -> (String, String, String) {
+        let a = self
+            .post(
+                "/api/auth/register",
+                None,
+                json!({"email": email, "password": "password-123", "name": email.split('@').next().unwrap_or("user")}),
+            )
+            .await;
+        let d = a.assert_ok(201);
+        (
+            d["tokens"]["accessToken"].as_str().expect("token").to_string(),
+            d["user"]["id"].as_str().expect("id").to_string(),
+            d["user"]["tenantId"].as_str().expect("tenant").to_string(),
+        )
+    }
+
+    /// Creates a project; returns its id.
+    pub async fn create_project(&self, token: &str, name: &str) -> String {
+        let a = self
+            .post("/api/tokenone/projects", Some(token), json!({"name": name}))
+            .await;
+        a.assert_ok(201)["id"].as_str().expect("project id").to_string()
+    }
+
+    /// Stops the server and waits for it to finish draining.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.server.take() {
+            let _ = h.await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Generates `mod sqlite` and `mod postgres`, each with one `#[tokio::test]` per listed async
+/// function `fn(TestApp)` of the enclosing module.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::TestApp::spawn($crate::Backend::Sqlite).await).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::TestApp::spawn($crate::Backend::Postgres).await).await
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,3 @@
+//! Integration tests: the real server on port 0, over HTTP, on SQLite and on PostgreSQL.
+
+mod smoke;

@@ -1,0 +1,32 @@
+//! End-to-end walk through the first steps of the README.
+
+use serde_json::json;
+use tokenone_testkit::{both_backends, TestApp};
+
+async fn first_steps(app: TestApp) {
+    let h = app.get("/healthz", None).await;
+    assert_eq!(h.status, 200);
+    let r = app.get("/readyz", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let token = app.admin_token().await;
+    let me = app.get("/api/auth/me", Some(&token)).await;
+    let d = me.assert_ok(200);
+    assert_eq!(d["user"]["platformAdmin"], json!(true));
+    let pid = app.create_project(&token, "First").await;
+    let p = app.get(&format!("/api/tokenone/projects/{pid}"), Some(&token)).await;
+    assert_eq!(p.assert_ok(200)["stage"], "build");
+    let inv = app
+        .post(
+            &format!("/api/projects/{pid}/members"),
+            Some(&token),
+            json!({"email": "new@example.com", "role": "developer"}),
+        )
+        .await;
+    let d = inv.assert_ok(201);
+    assert_eq!(d["status"], "invited");
+    assert!(d["inviteUrl"].as_str().unwrap().contains("token="));
+    let m = app.get("/metrics", None).await;
+    assert!(m.text.contains("tokenone_http_requests_total"), "{}", m.text);
+}
+
+both_backends!(first_steps);
