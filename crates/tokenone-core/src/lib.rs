@@ -1,14 +1,17 @@
 //! TokenOne's domain: everything that is true whatever the transport or the database.
 //! Depends on neither axum nor sqlx; the server and the store depend on it.
 
+pub mod catalogue;
 pub mod config;
 pub mod error;
+pub mod keys;
 pub mod ids;
 pub mod model;
 pub mod repo;
 pub mod roles;
 pub mod secret;
 pub mod services;
+pub mod tiers;
 pub mod time;
 pub mod tokens;
 pub mod validate;

@@ -186,3 +186,40 @@ pub struct Ctx {
     pub actor: Actor,
     pub request_id: Option<String>,
 }
+
+/// One proxy call as the call log keeps it (written exactly once, keyed by the call id).
+#[derive(Debug, Clone, Default)]
+pub struct CallRecord {
+    pub id: uuid::Uuid,
+    pub at: Millis,
+    pub tenant_id: String,
+    pub project_id: String,
+    pub key_id: String,
+    /// `live` or `dev`.
+    pub mode: String,
+    /// The client's shape: `openai`, `anthropic`, `gemini`.
+    pub shape: String,
+    pub requested_model: String,
+    pub requested_tier: Option<String>,
+    pub needed_tier: Option<String>,
+    pub delivered_model: Option<String>,
+    pub provider: Option<String>,
+    pub tier: Option<String>,
+    pub routed: bool,
+    pub fallback_used: bool,
+    pub reasons: Vec<String>,
+    pub shadow_pick: Option<String>,
+    pub stream: bool,
+    pub input_tokens: i64,
+    pub cached_input_tokens: i64,
+    pub output_tokens: i64,
+    pub usage_estimated: bool,
+    pub burn_tokens: i64,
+    pub savings_tokens: i64,
+    pub pass_back_tokens: i64,
+    pub uncollected_tokens: i64,
+    pub latency_ms: i64,
+    /// The HTTP status the client got.
+    pub status: u16,
+    pub error_code: Option<String>,
+}

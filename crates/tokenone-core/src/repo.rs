@@ -4,6 +4,7 @@
 use crate::error::Result;
 use crate::ids::{FamilyId, MemberId, ProjectId, TenantId, TokenId, UserId};
 use crate::model::*;
+use crate::keys::{ApiKey, KeyAuth, KeyId};
 use crate::roles::ProjectRole;
 use crate::time::Millis;
 use async_trait::async_trait;
@@ -89,9 +90,33 @@ pub trait SecretRepo: Send + Sync {
     async fn put_server_secret(&self, name: &str, sealed: &[u8], now: Millis) -> Result<Vec<u8>>;
 }
 
+#[async_trait]
+pub trait KeyRepo: Send + Sync {
+    /// Stores a key with the hash of its secret.
+    async fn insert_key(&self, key: &ApiKey, hash: &str) -> Result<()>;
+    async fn list_keys(&self, project: ProjectId) -> Result<Vec<ApiKey>>;
+    async fn key(&self, project: ProjectId, id: KeyId) -> Result<Option<ApiKey>>;
+    /// Sets `revoked_at` unless already set; returns the key as it is afterwards.
+    async fn revoke_key(&self, project: ProjectId, id: KeyId, now: Millis) -> Result<Option<ApiKey>>;
+    /// The proxy's lookup: the key with this secret hash and its project's state.
+    async fn key_auth(&self, hash: &str) -> Result<Option<KeyAuth>>;
+    /// Records when keys were last used (batched by the call writer).
+    async fn touch_keys(&self, used: &[(KeyId, Millis)]) -> Result<()>;
+}
+
+#[async_trait]
+pub trait CallRepo: Send + Sync {
+    /// Inserts call records; a record whose id exists already is skipped (exactly once).
+    async fn insert_calls(&self, calls: &[CallRecord]) -> Result<()>;
+    /// Newest first, for a project.
+    async fn recent_calls(&self, project: ProjectId, limit: i64) -> Result<Vec<CallRecord>>;
+}
+
 /// Everything the server needs from storage.
 #[async_trait]
-pub trait Store: IdentityRepo + ProjectRepo + MemberRepo + AuditRepo + SecretRepo + Send + Sync {
+pub trait Store:
+    IdentityRepo + ProjectRepo + MemberRepo + AuditRepo + SecretRepo + KeyRepo + CallRepo + Send + Sync
+{
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Reachable and migrated.

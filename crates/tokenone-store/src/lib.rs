@@ -6,6 +6,7 @@
 //! offers atomic mechanisms (guarded updates, conditional inserts) and reports what happened.
 
 mod identity;
+mod keys;
 mod projects;
 mod rows;
 

@@ -1,6 +1,7 @@
 //! Plain async services: handlers parse and authorise, then call exactly one of these.
 
 pub mod identity;
+pub mod keys;
 pub mod live;
 pub mod projects;
 pub mod secrets;
