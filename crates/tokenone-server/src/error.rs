@@ -29,6 +29,10 @@ impl ApiError {
 pub fn status_and_code(e: &Error) -> (StatusCode, &'static str) {
     match e {
         Error::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+        Error::InvalidCode {
+            code: "payload_too_large",
+            ..
+        } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
         Error::InvalidCode { code, .. } => (StatusCode::BAD_REQUEST, code),
         Error::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
         Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
