@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -169,27 +169,6 @@ pub struct ConnectorsConfig {
 pub struct StorageConfig {
     /// Blob directory for cold-storage archives. Empty: `cold/` beside the SQLite file.
     pub cold_dir: String,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            database: DatabaseConfig::default(),
-            redis: RedisConfig::default(),
-            auth: AuthConfig::default(),
-            vault: VaultConfig::default(),
-            admin: AdminConfig::default(),
-            log: LogConfig::default(),
-            providers: ProvidersConfig::default(),
-            ratelimit: RateLimitConfig::default(),
-            wallet: WalletConfig::default(),
-            proxy: ProxyConfig::default(),
-            sse: SseConfig::default(),
-            connectors: ConnectorsConfig::default(),
-            storage: StorageConfig::default(),
-        }
-    }
 }
 
 impl Default for ServerConfig {

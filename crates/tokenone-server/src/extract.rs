@@ -70,13 +70,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let has_ct = req.headers().get(header::CONTENT_TYPE).is_some();
         let json = is_json(req.headers().get(header::CONTENT_TYPE));
         let bytes = body_bytes(req, state).await?;
         if bytes.iter().all(|b| b.is_ascii_whitespace()) {
             return Ok(OptionalJson(None));
         }
-        if has_ct && !json || !has_ct {
+        if !json {
             return Err(ApiError::invalid("Content-Type must be application/json"));
         }
         parse_json(&bytes).map(|v| OptionalJson(Some(v)))
