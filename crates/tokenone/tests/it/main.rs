@@ -2,4 +2,5 @@
 
 mod cli;
 mod openapi;
+mod auth;
 mod smoke;
