@@ -278,7 +278,14 @@ pub(crate) fn build_request(conv: &Conversation, model: &str, stream: bool) -> R
                     let mut b = Map::new();
                     b.insert("type".into(), "tool_result".into());
                     b.insert("tool_use_id".into(), anthropic_tool_id(&r.id).into());
-                    b.insert("content".into(), Value::Array(content));
+                    // Text-only results travel as a plain string, the form most clients send.
+                    let all_text = content.iter().all(|c| c["type"] == "text");
+                    let content = if all_text {
+                        Value::String(r.text())
+                    } else {
+                        Value::Array(content)
+                    };
+                    b.insert("content".into(), content);
                     if r.is_error {
                         b.insert("is_error".into(), true.into());
                     }
@@ -303,9 +310,14 @@ pub(crate) fn build_request(conv: &Conversation, model: &str, stream: bool) -> R
         .map(|(role, mut blocks)| {
             // Tool results must open the user turn that answers the tool calls.
             blocks.sort_by_key(|b| b["type"] != "tool_result");
+            // A lone text block travels as a plain string, the form most clients send.
+            let content = match blocks.as_slice() {
+                [one] if one["type"] == "text" => one["text"].clone(),
+                _ => Value::Array(blocks),
+            };
             json!({
                 "role": if role == Role::User { "user" } else { "assistant" },
-                "content": blocks,
+                "content": content,
             })
         })
         .collect();
