@@ -320,6 +320,31 @@ impl MemberRepo for SqlStore {
         if updated != 1 {
             return Err(Error::not_found("invite"));
         }
+        // The invitee is now a user of the tenant: their other pending memberships in it become
+        // active, as an invite of an existing user of the tenant would have made them, and those
+        // links are spent.
+        let key = email_key(&user.email);
+        sqlx::query(
+            "UPDATE invites SET accepted_at = $3 WHERE tenant_id = $2 AND accepted_at IS NULL AND member_id IN
+             (SELECT id FROM project_members WHERE email_key = $1 AND status = 'invited')",
+        )
+        .bind(key.clone())
+        .bind(user.tenant_id.to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query(
+            "UPDATE project_members SET user_id = $2, status = 'active', joined_at = $4
+             WHERE email_key = $1 AND status = 'invited' AND project_id IN (SELECT id FROM projects WHERE tenant_id = $3)",
+        )
+        .bind(key)
+        .bind(user.id.to_string())
+        .bind(user.tenant_id.to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
         tx.commit().await.map_err(db_err)
     }
 }
