@@ -1,6 +1,7 @@
 //! Integration tests: the real server on port 0, over HTTP, on SQLite and on PostgreSQL.
 
+mod auth;
 mod cli;
 mod openapi;
-mod auth;
+mod projects;
 mod smoke;
