@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod middleware;
+pub mod proxy;
 pub mod routes;
 pub mod state;
 
@@ -20,12 +21,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use tokenone_core::catalogue::default_catalogue;
 use tokenone_core::config::Config;
 use tokenone_core::repo::Store;
 use tokenone_core::services::identity::IdentityService;
+use tokenone_core::services::keys::KeyService;
 use tokenone_core::services::live::LiveConfig;
 use tokenone_core::services::projects::ProjectService;
 use tokenone_core::services::secrets::server_secret;
+use tokenone_core::tiers::TierMap;
 use tokenone_core::tokens::JwtKeys;
 use tokenone_core::vault::{MasterKey, Vault};
 use tokenone_store::SqlStore;
@@ -60,19 +64,74 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
     } else {
         cfg.auth.jwt_secret.expose().as_bytes().to_vec()
     };
+    let pepper = server_secret(store.as_ref(), &vault, "api_key_pepper").await?;
+    let redis = connect_redis(&cfg).await;
+    let http = proxy::upstream::client(&cfg);
     let live = LiveConfig::new(cfg);
     let identity = IdentityService::new(store.clone(), JwtKeys::new(&jwt_secret), live.clone());
     let projects = ProjectService::new(store.clone(), live.clone());
+    let keys = KeyService::new(store.clone(), pepper);
+    let rate_limiter = proxy::ratelimit::RateLimiter::new(redis.clone());
+    let writer = proxy::writer::CallWriter::start(store.clone());
+    let mut metrics = metrics::Metrics::new();
+    metrics.register_extra(
+        "settlement_queue_depth",
+        "Call records waiting to be written",
+        writer.queue_depth.clone(),
+    );
+    metrics.register_extra(
+        "ratelimit_redis_fallbacks",
+        "Rate-limit checks decided locally because Redis was unreachable",
+        rate_limiter.fallbacks.clone(),
+    );
+    let routing = state::RoutingTable {
+        catalogue: default_catalogue(),
+        tiers: TierMap::default(),
+    };
     Ok(AppState(Arc::new(Inner {
         cfg: live,
         store,
         vault,
         identity,
         projects,
-        metrics: metrics::Metrics::new(),
+        keys,
+        key_cache: proxy::keycache::KeyCache::default(),
+        rate_limiter,
+        writer,
+        http,
+        routing: std::sync::RwLock::new(Arc::new(routing)),
+        redis,
+        metrics,
         started_at: tokenone_core::time::now_ms(),
         replica_id: uuid::Uuid::new_v4().to_string(),
     })))
+}
+
+/// Redis when configured and reachable. Unreachable at start: the replica runs on its local
+/// rate-limit buckets (logged), rather than refusing to start.
+async fn connect_redis(cfg: &Config) -> Option<redis::aio::ConnectionManager> {
+    let url = cfg.redis.url.expose();
+    if url.is_empty() {
+        return None;
+    }
+    let client = match redis::Client::open(url) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid REDIS_URL; running without Redis");
+            return None;
+        }
+    };
+    match tokio::time::timeout(Duration::from_secs(3), redis::aio::ConnectionManager::new(client)).await {
+        Ok(Ok(m)) => Some(m),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "Redis unreachable at start; running on local state");
+            None
+        }
+        Err(_) => {
+            tracing::error!("Redis did not answer at start; running on local state");
+            None
+        }
+    }
 }
 
 /// The whole HTTP application.
@@ -94,6 +153,7 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(routes::ops::readyz))
         .route("/metrics", get(routes::ops::metrics))
         .merge(api)
+        .merge(proxy::router(&state))
         .fallback(middleware::not_found)
         .layer(axum::middleware::from_fn(middleware::envelope_405))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::observe))
@@ -171,6 +231,7 @@ pub async fn serve_state(
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
     }
+    state.writer.shutdown().await;
     Ok(())
 }
 

@@ -27,6 +27,8 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<RouteLabels, Histogram>,
     pub db_pool_connections: Gauge,
+    pub overhead: Histogram,
+    pub rate_limited: Counter,
 }
 
 impl Default for Metrics {
@@ -58,11 +60,32 @@ impl Metrics {
             "Open database connections",
             db_pool_connections.clone(),
         );
+        let overhead = Histogram::new(exponential_buckets(0.000_01, 2.0, 20));
+        registry.register(
+            "gateway_overhead_seconds",
+            "Time a proxy call spends in the gateway, excluding the wait for the upstream",
+            overhead.clone(),
+        );
+        let rate_limited = Counter::default();
+        registry.register(
+            "rate_limited",
+            "Proxy calls refused by the rate limiter",
+            rate_limited.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
             requests,
             latency,
             db_pool_connections,
+            overhead,
+            rate_limited,
+        }
+    }
+
+    /// Registers a metric owned elsewhere (the call writer's queue depth, rate-limit fallbacks).
+    pub fn register_extra(&mut self, name: &str, help: &str, metric: impl prometheus_client::registry::Metric) {
+        if let Some(r) = Arc::get_mut(&mut self.registry) {
+            r.register(name, help, metric);
         }
     }
 

@@ -2,6 +2,8 @@
 //! database — a SQLite file in a temporary directory, or a new PostgreSQL database — and speaks
 //! HTTP to it. [`both_backends!`] turns one test body into a SQLite and a PostgreSQL test.
 
+pub mod mock;
+
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sqlx::Connection;
@@ -266,4 +268,106 @@ macro_rules! both_backends {
             )*
         }
     };
+}
+
+/// The three mock vendors, and the configuration that points TokenOne at them.
+pub struct Upstreams {
+    pub openai: mock::MockUpstream,
+    pub anthropic: mock::MockUpstream,
+    pub gemini: mock::MockUpstream,
+}
+
+/// The upstream credential the mocks are configured with (never a TokenOne key).
+pub const UPSTREAM_KEY: &str = "sk-upstream-credential-1234";
+
+impl Upstreams {
+    pub async fn start() -> Upstreams {
+        Upstreams {
+            openai: mock::MockUpstream::start(mock::Format::OpenAi).await,
+            anthropic: mock::MockUpstream::start(mock::Format::Anthropic).await,
+            gemini: mock::MockUpstream::start(mock::Format::Gemini).await,
+        }
+    }
+
+    /// Points openai, fireworks and openrouter at the OpenAI mock, the others at theirs.
+    pub fn configure(&self, cfg: &mut Config) {
+        for p in [
+            &mut cfg.providers.openai,
+            &mut cfg.providers.fireworks,
+            &mut cfg.providers.openrouter,
+        ] {
+            p.base_url = self.openai.base_url.clone();
+            p.api_key = Secret::new(UPSTREAM_KEY);
+        }
+        cfg.providers.anthropic.base_url = self.anthropic.base_url.clone();
+        cfg.providers.anthropic.api_key = Secret::new(UPSTREAM_KEY);
+        cfg.providers.gemini.base_url = self.gemini.base_url.clone();
+        cfg.providers.gemini.api_key = Secret::new(UPSTREAM_KEY);
+    }
+}
+
+impl TestApp {
+    /// Runs a query on the app's database and returns the rows as JSON objects (text and
+    /// integer columns only), for assertions on what was stored.
+    pub async fn rows(&self, sql: &str) -> Vec<Value> {
+        use sqlx::{Column, Row};
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.db_url)
+            .await
+            .expect("connect to test db");
+        let rows = sqlx::query(sql).fetch_all(&mut conn).await.expect("query");
+        let _ = conn.close().await;
+        rows.iter()
+            .map(|r| {
+                let mut m = serde_json::Map::new();
+                for (i, c) in r.columns().iter().enumerate() {
+                    let v = if let Ok(v) = r.try_get::<Option<i64>, _>(i) {
+                        v.map(Value::from).unwrap_or(Value::Null)
+                    } else if let Ok(v) = r.try_get::<Option<String>, _>(i) {
+                        v.map(Value::from).unwrap_or(Value::Null)
+                    } else {
+                        Value::Null
+                    };
+                    m.insert(c.name().to_string(), v);
+                }
+                Value::Object(m)
+            })
+            .collect()
+    }
+
+    /// Executes a statement on the app's database (for setting up states the API cannot reach,
+    /// such as an expired key).
+    pub async fn exec(&self, sql: &str) {
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.db_url)
+            .await
+            .expect("connect to test db");
+        sqlx::query(sql).execute(&mut conn).await.expect("exec");
+        let _ = conn.close().await;
+    }
+
+    /// Polls `sql` until it returns at least `n` rows (the call writer works asynchronously);
+    /// gives up after 10 s.
+    pub async fn wait_rows(&self, sql: &str, n: usize) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let rows = self.rows(sql).await;
+            if rows.len() >= n || std::time::Instant::now() > deadline {
+                return rows;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Creates an API key on `project`; returns (secret, key id).
+    pub async fn create_key(&self, token: &str, project: &str, body: Value) -> (String, String) {
+        let a = self
+            .post(&format!("/api/tokenone/projects/{project}/keys"), Some(token), body)
+            .await;
+        let d = a.assert_ok(201);
+        (
+            d["secret"].as_str().expect("secret").to_string(),
+            d["key"]["id"].as_str().expect("key id").to_string(),
+        )
+    }
 }

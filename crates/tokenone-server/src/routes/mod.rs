@@ -6,6 +6,7 @@
 //! handler takes `AuthUser`, `PlatformAdmin` or `ProjectGuard<_>`.
 
 pub mod auth;
+pub mod keys;
 pub mod members;
 pub mod ops;
 pub mod projects;
@@ -20,7 +21,7 @@ use utoipa_axum::routes;
 #[openapi(
     info(title = "TokenOne", description = "Control plane of the TokenOne LLM gateway. Every answer is `{success, data}` or `{success: false, error, code}`."),
     modifiers(&BearerAuth),
-    tags((name = "auth"), (name = "projects"), (name = "members"))
+    tags((name = "auth"), (name = "projects"), (name = "keys"), (name = "members"))
 )]
 pub struct ApiDoc;
 
@@ -44,6 +45,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::accept_invite))
         .routes(routes!(projects::create_project, projects::list_projects))
         .routes(routes!(projects::get_project, projects::patch_project))
+        .routes(routes!(keys::create_key, keys::list_keys))
+        .routes(routes!(keys::revoke_key))
         .routes(routes!(members::list_members, members::invite_member))
         .routes(routes!(members::change_role))
         .routes(routes!(members::remove_member))

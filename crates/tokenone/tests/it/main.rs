@@ -5,3 +5,4 @@ mod cli;
 mod openapi;
 mod projects;
 mod smoke;
+mod proxy;

@@ -14,6 +14,9 @@ const ROUTES: &[&str] = &[
     "GET /api/tokenone/projects",
     "GET /api/tokenone/projects/{id}",
     "PATCH /api/tokenone/projects/{id}",
+    "POST /api/tokenone/projects/{id}/keys",
+    "GET /api/tokenone/projects/{id}/keys",
+    "DELETE /api/tokenone/projects/{id}/keys/{keyId}",
     "GET /api/projects/{id}/members",
     "POST /api/projects/{id}/members",
     "PATCH /api/projects/{id}/members/{memberId}/role",
@@ -36,7 +39,8 @@ async fn openapi_covers_every_route(app: TestApp) {
         // And the route really exists: no 404 from the router.
         let concrete = path
             .replace("{id}", "00000000-0000-7000-8000-000000000000")
-            .replace("{memberId}", "x");
+            .replace("{memberId}", "x")
+            .replace("{keyId}", "x");
         let a = app.call(method.parse().unwrap(), &concrete, None, None).await;
         assert_ne!(a.body["error"], "no such route", "{route}");
         assert_ne!(a.status, 405, "{route}");

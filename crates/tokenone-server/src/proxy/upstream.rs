@@ -1,0 +1,98 @@
+//! The HTTP client to upstream vendors: one pooled client, connect timeout, no redirects,
+//! `TCP_NODELAY`, and where each vendor wants its credential.
+
+use std::time::Duration;
+use tokenone_core::catalogue::Format;
+use tokenone_core::config::{Config, ProviderConfig};
+
+pub fn client(cfg: &Config) -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_millis(cfg.proxy.connect_timeout_ms.max(1)))
+        .redirect(reqwest::redirect::Policy::none())
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .build()
+        // Building a client with these plain settings only fails if TLS cannot initialise.
+        .expect("http client")
+}
+
+pub fn provider<'a>(cfg: &'a Config, name: &str) -> Option<&'a ProviderConfig> {
+    match name {
+        "openai" => Some(&cfg.providers.openai),
+        "anthropic" => Some(&cfg.providers.anthropic),
+        "gemini" => Some(&cfg.providers.gemini),
+        "fireworks" => Some(&cfg.providers.fireworks),
+        "openrouter" => Some(&cfg.providers.openrouter),
+        _ => None,
+    }
+}
+
+/// Has a credential (a provider without one is "unconfigured").
+pub fn configured(cfg: &Config, name: &str) -> bool {
+    provider(cfg, name).is_some_and(|p| !p.api_key.is_empty() && !p.base_url.is_empty())
+}
+
+/// The operation URL: the configured base URL (with its version path) plus the operation.
+pub fn url(base: &str, format: Format, upstream_model: &str, stream: bool) -> String {
+    let base = base.trim_end_matches('/');
+    match format {
+        Format::Openai => format!("{base}/chat/completions"),
+        Format::Anthropic => format!("{base}/messages"),
+        Format::Gemini if stream => format!("{base}/models/{upstream_model}:streamGenerateContent?alt=sse"),
+        Format::Gemini => format!("{base}/models/{upstream_model}:generateContent"),
+    }
+}
+
+/// Credential and version headers for `provider`; `anthropic_version`/`anthropic_beta` are the
+/// client's, when it sent them.
+pub fn auth_headers(
+    req: reqwest::RequestBuilder,
+    provider: &str,
+    api_key: &str,
+    anthropic_version: Option<&str>,
+    anthropic_beta: Option<&str>,
+) -> reqwest::RequestBuilder {
+    match provider_format(provider) {
+        Format::Anthropic => {
+            let mut r = req
+                .header("x-api-key", api_key)
+                .header("anthropic-version", anthropic_version.unwrap_or("2023-06-01"));
+            if let Some(b) = anthropic_beta {
+                r = r.header("anthropic-beta", b);
+            }
+            r
+        }
+        Format::Gemini => req.header("x-goog-api-key", api_key),
+        Format::Openai => req.bearer_auth(api_key),
+    }
+}
+
+fn provider_format(p: &str) -> Format {
+    tokenone_core::catalogue::provider_format(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            url("https://api.openai.com/v1/", Format::Openai, "gpt-4o", true),
+            "https://api.openai.com/v1/chat/completions"
+        );
+        assert_eq!(
+            url("http://x/v1", Format::Anthropic, "m", false),
+            "http://x/v1/messages"
+        );
+        assert_eq!(
+            url("http://x/v1beta", Format::Gemini, "gemini-1.5-pro", false),
+            "http://x/v1beta/models/gemini-1.5-pro:generateContent"
+        );
+        assert_eq!(
+            url("http://x/v1beta", Format::Gemini, "gemini-1.5-pro", true),
+            "http://x/v1beta/models/gemini-1.5-pro:streamGenerateContent?alt=sse"
+        );
+    }
+}

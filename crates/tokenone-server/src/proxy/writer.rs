@@ -1,0 +1,115 @@
+//! The call-log writer: call records are queued by the proxy and written in batches (group
+//! commit) off the request path. Nothing is dropped: a failed batch is retried, and shutdown
+//! flushes the queue.
+
+use prometheus_client::metrics::gauge::Gauge;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokenone_core::keys::KeyId;
+use tokenone_core::model::CallRecord;
+use tokenone_core::repo::Store;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+const BATCH: usize = 512;
+
+enum Msg {
+    Call(Box<CallRecord>),
+    Flush(oneshot::Sender<()>),
+}
+
+#[derive(Clone)]
+pub struct CallWriter {
+    tx: mpsc::UnboundedSender<Msg>,
+    pub queue_depth: Gauge,
+    task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+}
+
+impl CallWriter {
+    pub fn start(store: Arc<dyn Store>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queue_depth = Gauge::default();
+        let task = tokio::spawn(run(store, rx, queue_depth.clone()));
+        CallWriter {
+            tx,
+            queue_depth,
+            task: Arc::new(Mutex::new(Some(task))),
+        }
+    }
+
+    /// Queues a record. Never blocks; callable from `Drop`.
+    pub fn record(&self, call: CallRecord) {
+        self.queue_depth.inc();
+        if self.tx.send(Msg::Call(Box::new(call))).is_err() {
+            self.queue_depth.dec();
+            tracing::error!("call writer stopped; a call record could not be queued");
+        }
+    }
+
+    /// Waits until everything queued before this call is written.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Flushes and stops the writer (server shutdown).
+    pub async fn shutdown(&self) {
+        self.flush().await;
+        if let Some(t) = self.task.lock().await.take() {
+            t.abort();
+        }
+    }
+}
+
+async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>, depth: Gauge) {
+    let mut batch: Vec<CallRecord> = Vec::with_capacity(BATCH);
+    let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Call(c) => batch.push(*c),
+                Msg::Flush(w) => waiters.push(w),
+            }
+            if batch.len() < BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        write(&store, &mut batch, &depth).await;
+        for w in waiters.drain(..) {
+            let _ = w.send(());
+        }
+    }
+}
+
+async fn write(store: &Arc<dyn Store>, batch: &mut Vec<CallRecord>, depth: &Gauge) {
+    if batch.is_empty() {
+        return;
+    }
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match store.insert_calls(batch).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::error!(error = %e, rows = batch.len(), "writing call records failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    let mut used: HashMap<KeyId, i64> = HashMap::new();
+    for c in batch.iter() {
+        if let Ok(id) = c.key_id.parse::<KeyId>() {
+            let e = used.entry(id).or_insert(c.at);
+            *e = (*e).max(c.at);
+        }
+    }
+    let used: Vec<(KeyId, i64)> = used.into_iter().collect();
+    if let Err(e) = store.touch_keys(&used).await {
+        tracing::warn!(error = %e, "updating keys' last use failed");
+    }
+    depth.dec_by(batch.len() as i64);
+    batch.clear();
+}
