@@ -51,7 +51,11 @@ pub struct Path {
     pub input_usd_per_m_tok: Decimal,
     #[serde(with = "rust_decimal::serde::str")]
     pub output_usd_per_m_tok: Decimal,
-    #[serde(default, with = "rust_decimal::serde::str_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cached_input_usd_per_m_tok: Option<Decimal>,
     pub vision: bool,
     pub tools: bool,
@@ -87,20 +91,108 @@ pub fn default_catalogue() -> Vec<Path> {
     let fw = "accounts/fireworks/models/";
     vec![
         path("anthropic", "claude-opus-4", "claude-opus-4", Heavy, "15", "75", true),
-        path("anthropic", "claude-sonnet-4", "claude-sonnet-4", Balanced, "3", "15", true),
-        path("anthropic", "claude-3-5-haiku", "claude-3-5-haiku", Cheap, "0.8", "4", true),
+        path(
+            "anthropic",
+            "claude-sonnet-4",
+            "claude-sonnet-4",
+            Balanced,
+            "3",
+            "15",
+            true,
+        ),
+        path(
+            "anthropic",
+            "claude-3-5-haiku",
+            "claude-3-5-haiku",
+            Cheap,
+            "0.8",
+            "4",
+            true,
+        ),
         path("openai", "o1", "o1", Heavy, "15", "60", true),
         path("openai", "gpt-4o", "gpt-4o", Balanced, "2.5", "10", true),
         path("openai", "gpt-4o-mini", "gpt-4o-mini", Cheap, "0.15", "0.6", true),
-        path("gemini", "gemini-1.5-pro", "gemini-1.5-pro", Balanced, "1.25", "5", true),
-        path("gemini", "gemini-1.5-flash", "gemini-1.5-flash", Cheap, "0.075", "0.3", true),
-        path("fireworks", "llama-3.1-405b-instruct", &format!("{fw}llama-v3p1-405b-instruct"), Heavy, "3", "3", false),
-        path("fireworks", "llama-3.1-70b-instruct", &format!("{fw}llama-v3p1-70b-instruct"), Balanced, "0.9", "0.9", false),
-        path("fireworks", "llama-3.1-8b-instruct", &format!("{fw}llama-v3p1-8b-instruct"), Cheap, "0.2", "0.2", false),
-        path("fireworks", "deepseek-r1", &format!("{fw}deepseek-r1"), Heavy, "3", "8", false),
-        path("fireworks", "deepseek-v3", &format!("{fw}deepseek-v3"), Balanced, "0.9", "0.9", false),
-        path("openrouter", "llama-3.1-8b-instruct", "meta-llama/llama-3.1-8b-instruct", Cheap, "0.05", "0.08", false),
-        path("openrouter", "deepseek-v3", "deepseek/deepseek-chat", Balanced, "0.5", "1.5", false),
+        path(
+            "gemini",
+            "gemini-1.5-pro",
+            "gemini-1.5-pro",
+            Balanced,
+            "1.25",
+            "5",
+            true,
+        ),
+        path(
+            "gemini",
+            "gemini-1.5-flash",
+            "gemini-1.5-flash",
+            Cheap,
+            "0.075",
+            "0.3",
+            true,
+        ),
+        path(
+            "fireworks",
+            "llama-3.1-405b-instruct",
+            &format!("{fw}llama-v3p1-405b-instruct"),
+            Heavy,
+            "3",
+            "3",
+            false,
+        ),
+        path(
+            "fireworks",
+            "llama-3.1-70b-instruct",
+            &format!("{fw}llama-v3p1-70b-instruct"),
+            Balanced,
+            "0.9",
+            "0.9",
+            false,
+        ),
+        path(
+            "fireworks",
+            "llama-3.1-8b-instruct",
+            &format!("{fw}llama-v3p1-8b-instruct"),
+            Cheap,
+            "0.2",
+            "0.2",
+            false,
+        ),
+        path(
+            "fireworks",
+            "deepseek-r1",
+            &format!("{fw}deepseek-r1"),
+            Heavy,
+            "3",
+            "8",
+            false,
+        ),
+        path(
+            "fireworks",
+            "deepseek-v3",
+            &format!("{fw}deepseek-v3"),
+            Balanced,
+            "0.9",
+            "0.9",
+            false,
+        ),
+        path(
+            "openrouter",
+            "llama-3.1-8b-instruct",
+            "meta-llama/llama-3.1-8b-instruct",
+            Cheap,
+            "0.05",
+            "0.08",
+            false,
+        ),
+        path(
+            "openrouter",
+            "deepseek-v3",
+            "deepseek/deepseek-chat",
+            Balanced,
+            "0.5",
+            "1.5",
+            false,
+        ),
     ]
 }
 
@@ -116,9 +208,18 @@ pub fn validate_catalogue(paths: &[Path]) -> Result<(), String> {
             return Err(format!("path `{}`: unknown provider `{}`", p.id, p.provider));
         }
         if provider_format(&p.provider) != p.format {
-            return Err(format!("path `{}`: provider {} speaks {}", p.id, p.provider, provider_format(&p.provider).as_str()));
+            return Err(format!(
+                "path `{}`: provider {} speaks {}",
+                p.id,
+                p.provider,
+                provider_format(&p.provider).as_str()
+            ));
         }
-        let prices = [Some(p.input_usd_per_m_tok), Some(p.output_usd_per_m_tok), p.cached_input_usd_per_m_tok];
+        let prices = [
+            Some(p.input_usd_per_m_tok),
+            Some(p.output_usd_per_m_tok),
+            p.cached_input_usd_per_m_tok,
+        ];
         if prices.iter().flatten().any(|d| d.is_sign_negative()) {
             return Err(format!("path `{}`: prices must be >= 0", p.id));
         }
@@ -170,7 +271,10 @@ pub fn native_path(
     model: &str,
     configured: impl Fn(&str) -> bool,
 ) -> Result<Resolved, NoPath> {
-    let mut candidates: Vec<&Path> = catalogue.iter().filter(|p| p.enabled && p.public_model == model).collect();
+    let mut candidates: Vec<&Path> = catalogue
+        .iter()
+        .filter(|p| p.enabled && p.public_model == model)
+        .collect();
     let known = !candidates.is_empty();
     candidates.retain(|p| configured(&p.provider));
     candidates.sort_by(|a, b| {
@@ -180,12 +284,18 @@ pub fn native_path(
     });
     if let Some(p) = candidates.first() {
         let requested_tier = tiers.tier_of(model).unwrap_or(p.tier);
-        return Ok(Resolved { path: (*p).clone(), requested_tier, inferred: false });
+        return Ok(Resolved {
+            path: (*p).clone(),
+            requested_tier,
+            inferred: false,
+        });
     }
     if known {
         return Err(NoPath::Unconfigured);
     }
-    let Some(tier) = tiers.tier_of(model) else { return Err(NoPath::UnknownModel) };
+    let Some(tier) = tiers.tier_of(model) else {
+        return Err(NoPath::UnknownModel);
+    };
     let provider = infer_provider(model);
     if !configured(provider) {
         return Err(NoPath::Unconfigured);
@@ -233,21 +343,42 @@ mod tests {
         let t = TierMap::default();
         let all = |_: &str| true;
         let r = native_path(&c, &t, "claude-sonnet-4", all).unwrap();
-        assert_eq!((r.path.id.as_str(), r.requested_tier, r.inferred), ("anthropic:claude-sonnet-4", Tier::Balanced, false));
+        assert_eq!(
+            (r.path.id.as_str(), r.requested_tier, r.inferred),
+            ("anthropic:claude-sonnet-4", Tier::Balanced, false)
+        );
         // Two paths deliver llama-3.1-8b: the cheaper (openrouter) wins.
-        assert_eq!(native_path(&c, &t, "llama-3.1-8b-instruct", all).unwrap().path.id, "openrouter:llama-3.1-8b-instruct");
+        assert_eq!(
+            native_path(&c, &t, "llama-3.1-8b-instruct", all).unwrap().path.id,
+            "openrouter:llama-3.1-8b-instruct"
+        );
         // ... unless openrouter has no credential.
         let no_or = |p: &str| p != "openrouter";
-        assert_eq!(native_path(&c, &t, "llama-3.1-8b-instruct", no_or).unwrap().path.id, "fireworks:llama-3.1-8b-instruct");
+        assert_eq!(
+            native_path(&c, &t, "llama-3.1-8b-instruct", no_or).unwrap().path.id,
+            "fireworks:llama-3.1-8b-instruct"
+        );
         // A dated id known only by pattern goes to its vendor, unchanged.
         let r = native_path(&c, &t, "claude-sonnet-4-20250514", all).unwrap();
-        assert_eq!((r.path.provider.as_str(), r.path.upstream_model.as_str(), r.inferred), ("anthropic", "claude-sonnet-4-20250514", true));
+        assert_eq!(
+            (r.path.provider.as_str(), r.path.upstream_model.as_str(), r.inferred),
+            ("anthropic", "claude-sonnet-4-20250514", true)
+        );
         assert_eq!(native_path(&c, &t, "o3-mini", all).unwrap().path.provider, "openai");
-        assert_eq!(native_path(&c, &t, "gemini-2.0-flash", all).unwrap().path.format, Format::Gemini);
-        assert_eq!(native_path(&c, &t, "llama-3.3-70b", all).unwrap().path.provider, "fireworks");
+        assert_eq!(
+            native_path(&c, &t, "gemini-2.0-flash", all).unwrap().path.format,
+            Format::Gemini
+        );
+        assert_eq!(
+            native_path(&c, &t, "llama-3.3-70b", all).unwrap().path.provider,
+            "fireworks"
+        );
         assert_eq!(native_path(&c, &t, "mistral-large", all), Err(NoPath::UnknownModel));
         assert_eq!(native_path(&c, &t, "gpt-4o", |_| false), Err(NoPath::Unconfigured));
-        assert_eq!(native_path(&c, &t, "gpt-4o-2024-08-06", |_| false), Err(NoPath::Unconfigured));
+        assert_eq!(
+            native_path(&c, &t, "gpt-4o-2024-08-06", |_| false),
+            Err(NoPath::Unconfigured)
+        );
     }
 
     #[test]

@@ -131,7 +131,9 @@ pub fn looks_like_key(s: &str) -> bool {
 
 /// Parses an allowlist entry: a CIDR, or a bare address (as a /32 or /128).
 pub fn parse_cidr(s: &str) -> Option<ipnet::IpNet> {
-    s.parse::<ipnet::IpNet>().ok().or_else(|| s.parse::<IpAddr>().ok().map(ipnet::IpNet::from))
+    s.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
 #[cfg(test)]
@@ -173,7 +175,10 @@ mod tests {
         assert!(k.allows_ip("10.0.0.1".parse().unwrap()));
         k.ip_allowlist = vec![parse_cidr("10.0.0.0/8").unwrap(), parse_cidr("2001:db8::1").unwrap()];
         assert!(k.allows_ip("10.1.2.3".parse().unwrap()));
-        assert!(k.allows_ip("::ffff:10.1.2.3".parse().unwrap()), "IPv4-mapped IPv6 counts as IPv4");
+        assert!(
+            k.allows_ip("::ffff:10.1.2.3".parse().unwrap()),
+            "IPv4-mapped IPv6 counts as IPv4"
+        );
         assert!(k.allows_ip("2001:db8::1".parse().unwrap()));
         assert!(!k.allows_ip("127.0.0.1".parse().unwrap()));
         assert!(k.allows_shape("openai") && !k.allows_shape("gemini"));

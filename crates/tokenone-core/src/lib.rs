@@ -4,8 +4,8 @@
 pub mod catalogue;
 pub mod config;
 pub mod error;
-pub mod keys;
 pub mod ids;
+pub mod keys;
 pub mod model;
 pub mod repo;
 pub mod roles;

@@ -3,8 +3,8 @@
 
 use crate::error::Result;
 use crate::ids::{FamilyId, MemberId, ProjectId, TenantId, TokenId, UserId};
-use crate::model::*;
 use crate::keys::{ApiKey, KeyAuth, KeyId};
+use crate::model::*;
 use crate::roles::ProjectRole;
 use crate::time::Millis;
 use async_trait::async_trait;

@@ -69,7 +69,8 @@ pub(crate) fn call(r: &AnyRow) -> Result<CallRecord> {
     })
 }
 
-const INSERT_CALL: &str = "INSERT INTO calls (id, at, tenant_id, project_id, key_id, mode, shape, requested_model, requested_tier,
+const INSERT_CALL: &str =
+    "INSERT INTO calls (id, at, tenant_id, project_id, key_id, mode, shape, requested_model, requested_tier,
     needed_tier, delivered_model, provider, tier, routed, fallback_used, reasons, shadow_pick, stream, input_tokens,
     cached_input_tokens, output_tokens, usage_estimated, burn_tokens, savings_tokens, pass_back_tokens,
     uncollected_tokens, latency_ms, status, error_code)
@@ -170,12 +171,14 @@ impl KeyRepo for SqlStore {
         }
         let mut tx = self.w().begin().await.map_err(db_err)?;
         for (id, at) in used {
-            sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)")
-                .bind(id.to_string())
-                .bind(*at)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            sqlx::query(
+                "UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",
+            )
+            .bind(id.to_string())
+            .bind(*at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         }
         tx.commit().await.map_err(db_err)
     }

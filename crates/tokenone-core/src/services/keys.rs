@@ -29,7 +29,10 @@ pub struct KeyService {
 
 impl KeyService {
     pub fn new(store: Arc<dyn Store>, pepper: Vec<u8>) -> Self {
-        KeyService { store, pepper: Arc::new(pepper) }
+        KeyService {
+            store,
+            pepper: Arc::new(pepper),
+        }
     }
 
     /// The stored form of a presented secret.
@@ -45,7 +48,9 @@ impl KeyService {
             None => SHAPES.iter().map(|s| s.to_string()).collect(),
             Some(s) => {
                 if s.is_empty() {
-                    return Err(Error::invalid("`scopes` must name at least one of openai, anthropic, gemini"));
+                    return Err(Error::invalid(
+                        "`scopes` must name at least one of openai, anthropic, gemini",
+                    ));
                 }
                 let mut out: Vec<String> = Vec::new();
                 for x in s {
@@ -75,7 +80,10 @@ impl KeyService {
         let mut nets = Vec::with_capacity(ips.len());
         for s in &ips {
             nets.push(parse_cidr(s).ok_or_else(|| {
-                Error::invalid(format!("`{}` is not a CIDR or IP address", s.chars().take(60).collect::<String>()))
+                Error::invalid(format!(
+                    "`{}` is not a CIDR or IP address",
+                    s.chars().take(60).collect::<String>()
+                ))
             })?);
         }
         let now = now_ms();
@@ -125,14 +133,22 @@ impl KeyService {
     /// answers it unchanged.
     pub async fn revoke(&self, ctx: &Ctx, access: &ProjectAccess, id: KeyId) -> Result<ApiKey> {
         access.require(Action::Develop)?;
-        let key = self.store.key(access.id(), id).await?.ok_or_else(|| Error::not_found("key"))?;
+        let key = self
+            .store
+            .key(access.id(), id)
+            .await?
+            .ok_or_else(|| Error::not_found("key"))?;
         if key.created_by != Some(access.user.id) {
             access.require(Action::Operate)?;
         }
         if key.revoked_at.is_some() {
             return Ok(key);
         }
-        let key = self.store.revoke_key(access.id(), id, now_ms()).await?.ok_or_else(|| Error::not_found("key"))?;
+        let key = self
+            .store
+            .revoke_key(access.id(), id, now_ms())
+            .await?
+            .ok_or_else(|| Error::not_found("key"))?;
         audit(
             &self.store,
             ctx,
