@@ -902,12 +902,8 @@ pub fn rewrite_model(shape: Shape, ev: &SseEvent, model: &str) -> SseEvent {
         return ev.clone();
     };
     let target: Option<&mut Map<String, Value>> = match shape {
-        Shape::OpenAi => v.as_object_mut(),
-        Shape::Anthropic => match v.get("message").is_some() {
-            true => v.get_mut("message").and_then(Value::as_object_mut),
-            false => v.as_object_mut(),
-        },
-        Shape::Gemini => v.as_object_mut(),
+        Shape::Anthropic if v.get("message").is_some() => v.get_mut("message").and_then(Value::as_object_mut),
+        _ => v.as_object_mut(),
     };
     let key = if shape == Shape::Gemini {
         "modelVersion"

@@ -290,3 +290,57 @@ fn rewrite_model_names_the_delivered_model() {
         assert_eq!(renamed, expected, "{shape}");
     }
 }
+
+#[test]
+fn parallel_tool_calls_stream_as_separate_calls() {
+    let head = r#""id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o""#;
+    let chunk = |delta: &str, finish: &str| {
+        format!("data: {{{head},\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":{finish}}}]}}\n\n")
+    };
+    let mut raw = String::new();
+    raw += &chunk(r#"{"role":"assistant","content":null}"#, "null");
+    raw += &chunk(
+        r#"{"tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"w","arguments":"{\"city\":"}}]}"#,
+        "null",
+    );
+    raw += &chunk(
+        r#"{"tool_calls":[{"index":0,"function":{"arguments":"\"Paris\"}"}}]}"#,
+        "null",
+    );
+    raw += &chunk(
+        r#"{"tool_calls":[{"index":1,"id":"call_b","type":"function","function":{"name":"w","arguments":""}}]}"#,
+        "null",
+    );
+    raw += &chunk(
+        r#"{"tool_calls":[{"index":1,"function":{"arguments":"{\"city\":\"Rome\"}"}}]}"#,
+        "null",
+    );
+    raw += &chunk("{}", "\"tool_calls\"");
+    raw += &format!(
+        "data: {{{head},\"choices\":[],\"usage\":{{\"prompt_tokens\":5,\"completion_tokens\":9}}}}\n\ndata: [DONE]\n\n"
+    );
+    let events = parse_all(raw.as_bytes());
+    for client in [Shape::Anthropic, Shape::Gemini] {
+        let (out, t) = translate(Shape::OpenAi, client, &events);
+        let c = collect(client, &out, "public-model", true);
+        let calls: Vec<(String, Value)> = c.tools.iter().map(|(_, n, a)| (n.clone(), a.clone())).collect();
+        assert_eq!(
+            calls,
+            vec![
+                ("w".to_owned(), json!({"city": "Paris"})),
+                ("w".to_owned(), json!({"city": "Rome"}))
+            ],
+            "{client}"
+        );
+        assert_eq!(c.text, "");
+        assert_eq!(c.stop, tool_stop(client));
+        assert_eq!(
+            t.usage(),
+            Some(Usage {
+                input_tokens: 5,
+                cached_input_tokens: 0,
+                output_tokens: 9
+            })
+        );
+    }
+}
