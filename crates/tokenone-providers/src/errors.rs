@@ -136,6 +136,7 @@ pub fn body_with_status(shape: Shape, status: u16, message: &str) -> Value {
             _ => None,
         };
         if let Some(code) = code {
+            // Invariant: `render` built `{"error": {...}}` for OpenAI, so indexing cannot panic.
             v["error"]["code"] = code.into();
             if code == "server_error" {
                 v["error"]["type"] = "server_error".into();

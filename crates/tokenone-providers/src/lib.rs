@@ -184,6 +184,7 @@ pub fn ensure_openai_stream_usage(body: &mut Value) -> bool {
     if !opts.is_object() {
         *opts = json!({});
     }
+    // Invariant: `opts` was just made an object, so indexing cannot panic.
     opts["include_usage"] = Value::Bool(true);
     true
 }

@@ -526,6 +526,8 @@ impl Encoder {
                     parts.push(json!({ "text": "" }));
                 }
                 let mut chunk = self.gemini_chunk(parts);
+                // Invariant: `gemini_chunk` builds an object whose `candidates` holds one object,
+                // so these index assignments cannot panic.
                 chunk["candidates"][0]["finishReason"] = stop.gemini().into();
                 chunk["usageMetadata"] = gemini::usage_json(&usage);
                 out.push(SseEvent::data(chunk.to_string()));
