@@ -52,24 +52,32 @@ pub trait ProjectRepo: Send + Sync {
     async fn update_project(&self, project: &Project) -> Result<()>;
 }
 
+/// Conditions a membership change must still meet inside its transaction, or it is rolled back
+/// with `Conflict`: the member still has the role the caller's permission check saw, and at least
+/// `min_owners` active owners remain.
+#[derive(Debug, Clone, Copy)]
+pub struct MemberGuard {
+    pub expected_role: ProjectRole,
+    pub min_owners: i64,
+}
+
 #[async_trait]
 pub trait MemberRepo: Send + Sync {
     async fn list_members(&self, project: ProjectId) -> Result<Vec<Member>>;
     async fn member(&self, project: ProjectId, member: MemberId) -> Result<Option<Member>>;
     /// Adds a member (and its invite, for an unknown email). Already a member: `Conflict`.
     async fn add_member(&self, member: &Member, invite: Option<&Invite>) -> Result<()>;
-    /// Sets a role; rolls back with `Conflict(msg)` when fewer than `min_owners` active owners
-    /// would remain. Serialised per project, so concurrent demotions cannot both pass.
+    /// Sets a role under `guard`. Serialised per project, so concurrent demotions cannot both
+    /// pass the owner count.
     async fn set_member_role(
         &self,
         project: ProjectId,
         member: MemberId,
         role: ProjectRole,
-        min_owners: i64,
-        now: Millis,
+        guard: MemberGuard,
     ) -> Result<()>;
-    /// Removes a member (and any pending invite) under the same guard.
-    async fn remove_member(&self, project: ProjectId, member: MemberId, min_owners: i64, now: Millis) -> Result<()>;
+    /// Removes a member (and any pending invite) under `guard`.
+    async fn remove_member(&self, project: ProjectId, member: MemberId, guard: MemberGuard) -> Result<()>;
     async fn invite(&self, token_hash: &str) -> Result<Option<Invite>>;
     /// Spends the invite, creates `user` in the invite's tenant and activates the member, in one
     /// transaction. An invite already spent is `Conflict`; a taken email is `Conflict`.

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use tokenone_core::ids::{MemberId, ProjectId, TenantId, UserId};
 use tokenone_core::model::{Invite, Member, Project, User};
-use tokenone_core::repo::{MemberRepo, ProjectRepo};
+use tokenone_core::repo::{MemberGuard, MemberRepo, ProjectRepo};
 use tokenone_core::roles::ProjectRole;
 use tokenone_core::time::Millis;
 use tokenone_core::validate::email_key;
@@ -74,6 +74,15 @@ async fn member_role_status(
         .map_err(db_err)?;
     row.map(|r| Ok((rows::get(&r, "role")?, rows::get(&r, "status")?)))
         .transpose()
+}
+
+/// The member's role changed since the caller's permission check: refuse rather than act on a
+/// role the check did not see.
+fn check_expected(old_role: &str, guard: MemberGuard) -> Result<()> {
+    if old_role != guard.expected_role.as_str() {
+        return Err(Error::conflict("the member's role changed meanwhile; reload and retry"));
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -222,14 +231,14 @@ impl MemberRepo for SqlStore {
         project: ProjectId,
         member: MemberId,
         role: ProjectRole,
-        min_owners: i64,
-        _now: Millis,
+        guard: MemberGuard,
     ) -> Result<()> {
         let mut tx = self.w().begin().await.map_err(db_err)?;
         lock_project(&mut tx, project).await?;
         let Some((old_role, status)) = member_role_status(&mut tx, project, member).await? else {
             return Err(Error::not_found("member"));
         };
+        check_expected(&old_role, guard)?;
         sqlx::query("UPDATE project_members SET role = $3 WHERE id = $1 AND project_id = $2")
             .bind(member.to_string())
             .bind(project.to_string())
@@ -237,18 +246,19 @@ impl MemberRepo for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        if old_role == "owner" && status == "active" && active_owners(&mut tx, project).await? < min_owners {
-            return Err(Error::conflict("too few owners would remain"));
+        if old_role == "owner" && status == "active" && active_owners(&mut tx, project).await? < guard.min_owners {
+            return Err(Error::conflict("a project must keep at least one owner"));
         }
         tx.commit().await.map_err(db_err)
     }
 
-    async fn remove_member(&self, project: ProjectId, member: MemberId, min_owners: i64, _now: Millis) -> Result<()> {
+    async fn remove_member(&self, project: ProjectId, member: MemberId, guard: MemberGuard) -> Result<()> {
         let mut tx = self.w().begin().await.map_err(db_err)?;
         lock_project(&mut tx, project).await?;
         let Some((old_role, status)) = member_role_status(&mut tx, project, member).await? else {
             return Err(Error::not_found("member"));
         };
+        check_expected(&old_role, guard)?;
         sqlx::query("DELETE FROM invites WHERE member_id = $1 AND accepted_at IS NULL")
             .bind(member.to_string())
             .execute(&mut *tx)
@@ -260,8 +270,8 @@ impl MemberRepo for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        if old_role == "owner" && status == "active" && active_owners(&mut tx, project).await? < min_owners {
-            return Err(Error::conflict("too few owners would remain"));
+        if old_role == "owner" && status == "active" && active_owners(&mut tx, project).await? < guard.min_owners {
+            return Err(Error::conflict("a project must keep at least one owner"));
         }
         tx.commit().await.map_err(db_err)
     }

@@ -6,7 +6,7 @@ use super::identity::{IdentityService, NewAccount, Session};
 use super::live::LiveConfig;
 use crate::ids::{MemberId, ProjectId};
 use crate::model::*;
-use crate::repo::Store;
+use crate::repo::{MemberGuard, Store};
 use crate::roles::{effective_project_role, may_manage_role, Action, ProjectRole, TenantRole};
 use crate::time::now_ms;
 use crate::tokens::{random_base62, sha256_hex};
@@ -311,9 +311,16 @@ impl ProjectService {
         }
         if current.role != role {
             self.store
-                .set_member_role(access.id(), member, role, 1, now_ms())
-                .await
-                .map_err(last_owner_message)?;
+                .set_member_role(
+                    access.id(),
+                    member,
+                    role,
+                    MemberGuard {
+                        expected_role: current.role,
+                        min_owners: 1,
+                    },
+                )
+                .await?;
             audit(
                 &self.store,
                 ctx,
@@ -336,9 +343,15 @@ impl ProjectService {
             return Err(Error::forbidden("only an owner may remove an owner"));
         }
         self.store
-            .remove_member(access.id(), member, 1, now_ms())
-            .await
-            .map_err(last_owner_message)?;
+            .remove_member(
+                access.id(),
+                member,
+                MemberGuard {
+                    expected_role: current.role,
+                    min_owners: 1,
+                },
+            )
+            .await?;
         audit(
             &self.store,
             ctx,
@@ -379,12 +392,5 @@ impl ProjectService {
         let user = identity.new_user(&acct, invite.tenant_id).await?;
         self.store.accept_invite(&hash, &user, now_ms()).await?;
         identity.start_session(user).await
-    }
-}
-
-fn last_owner_message(e: Error) -> Error {
-    match e {
-        Error::Conflict(_) => Error::conflict("a project must keep at least one owner"),
-        e => e,
     }
 }
