@@ -1,5 +1,5 @@
 //! Test support: [`TestApp`] starts the real server in-process on `127.0.0.1:0` against a fresh
-//! database — a SQLite file in a temporary directory, or a new PostgreSQL database — and speaks
+//! database — a SQLite file in a temporary directory, or a new PostgreSQL database with Redis — and speaks
 //! HTTP to it. [`both_backends!`] turns one test body into a SQLite and a PostgreSQL test.
 
 pub mod mock;
@@ -25,6 +25,11 @@ pub fn pg_server_url() -> String {
     std::env::var("TOKENONE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
+/// The Redis the PostgreSQL tests use (`TOKENONE_TEST_REDIS_URL`).
+pub fn redis_url() -> String {
+    std::env::var("TOKENONE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
 /// A fresh, empty PostgreSQL database; returns its URL.
 pub async fn fresh_pg_database() -> String {
     let server = pg_server_url();
@@ -45,6 +50,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub backend: Backend,
     pub db_url: String,
+    /// The vault master key (base64); a second replica of the same installation needs it.
+    pub master_key: String,
     pub dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -117,11 +124,18 @@ impl TestApp {
         let mut cfg = Config::default();
         cfg.database.url = Secret::new(db_url.clone());
         cfg.database.max_connections = 4;
-        cfg.vault.master_key = Secret::new(MasterKey::generate().to_base64());
+        let master_key = MasterKey::generate().to_base64();
+        cfg.vault.master_key = Secret::new(master_key.clone());
         cfg.admin.email = ADMIN_EMAIL.into();
         cfg.admin.password = Secret::new(ADMIN_PASSWORD);
         cfg.storage.cold_dir = dir.path().join("cold").display().to_string();
+        if backend == Backend::Postgres {
+            // The scale-out pair: PostgreSQL with Redis.
+            cfg.redis.url = Secret::new(redis_url());
+        }
         tweak(&mut cfg);
+        let master_key = cfg.vault.master_key.expose().to_string();
+        let db_url = cfg.database.url.expose().to_string();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let addr = listener.local_addr().expect("local addr");
         cfg.server.bind = addr.to_string();
@@ -139,10 +153,23 @@ impl TestApp {
                 .expect("client"),
             backend,
             db_url,
+            master_key,
             dir,
             shutdown: Some(tx),
             server: Some(server),
         }
+    }
+
+    /// Another replica of this installation: same database (and Redis, on PostgreSQL), same
+    /// master key, its own port.
+    pub async fn replica(&self, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let (db, key) = (self.db_url.clone(), self.master_key.clone());
+        Self::spawn_with(self.backend, move |c| {
+            c.database.url = Secret::new(db);
+            c.vault.master_key = Secret::new(key);
+            tweak(c);
+        })
+        .await
     }
 
     pub fn url(&self, path: &str) -> String {

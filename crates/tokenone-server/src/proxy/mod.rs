@@ -488,15 +488,14 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
     }
     let idle = Duration::from_millis(cfg.proxy.idle_timeout_ms.max(1));
     if stream {
-        let mut resp = relay_stream(
-            call,
-            upstream_resp,
-            format_shape,
-            &resolved,
+        let client_wants_usage = shape == Shape::OpenAi && tokenone_providers::openai_include_usage_requested(&body);
+        let relay = RelayOptions {
             strip_usage_chunk,
-            features.text_chars,
+            client_wants_usage,
+            input_chars: features.text_chars,
             idle,
-        );
+        };
+        let mut resp = relay_stream(call, upstream_resp, format_shape, &resolved, relay);
         success_headers(&mut resp, &call_id_str, &resolved, limit);
         return resp;
     }
@@ -542,9 +541,7 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
     match usage {
         Some(u) => call.set_usage(u, false),
         None => {
-            let text = tokenone_providers::features(shape, &out)
-                .map(|f| f.text_chars)
-                .unwrap_or(0);
+            let text = tokenone_providers::response_text_chars(shape, &out);
             call.set_usage(estimate(features.text_chars, text), true);
         }
     }
@@ -728,15 +725,29 @@ impl Drop for Relay {
     }
 }
 
+/// How a stream is relayed: whether to strip the OpenAI usage-only chunk (the proxy asked for it,
+/// the client did not), whether an OpenAI client asked for usage, the request's text size (for
+/// estimates) and the idle timeout between upstream events.
+struct RelayOptions {
+    strip_usage_chunk: bool,
+    client_wants_usage: bool,
+    input_chars: usize,
+    idle: Duration,
+}
+
 fn relay_stream(
     call: Call,
     resp: reqwest::Response,
     upstream_shape: Shape,
     resolved: &Resolved,
-    strip_usage_chunk: bool,
-    input_chars: usize,
-    idle: Duration,
+    o: RelayOptions,
 ) -> Response {
+    let RelayOptions {
+        strip_usage_chunk,
+        client_wants_usage,
+        input_chars,
+        idle,
+    } = o;
     let client_shape = call.shape;
     let same = upstream_shape == client_shape;
     let relay = Relay {
@@ -744,7 +755,10 @@ fn relay_stream(
         upstream: Some(resp.bytes_stream().boxed()),
         parser: SseParser::default(),
         observer: same.then(|| StreamObserver::new(upstream_shape)),
-        translator: (!same).then(|| StreamTranslator::new(upstream_shape, client_shape, &resolved.path.public_model)),
+        translator: (!same).then(|| {
+            StreamTranslator::new(upstream_shape, client_shape, &resolved.path.public_model)
+                .with_openai_include_usage(client_wants_usage)
+        }),
         client_shape,
         model: resolved.path.public_model.clone(),
         strip_usage_chunk,

@@ -4,5 +4,6 @@ mod auth;
 mod cli;
 mod openapi;
 mod projects;
-mod smoke;
 mod proxy;
+mod replicas;
+mod smoke;
