@@ -6,6 +6,7 @@
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -25,6 +26,8 @@ pub struct Config {
     pub sse: SseConfig,
     pub connectors: ConnectorsConfig,
     pub storage: StorageConfig,
+    pub routing: RoutingConfig,
+    pub smtp: SmtpConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -158,10 +161,121 @@ pub struct SseConfig {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct ConnectorsConfig {
     pub allow_private_networks: bool,
     pub oauth_state_ttl_seconds: u64,
+    /// OAuth apps by connector type (`connectors.github.client_id`, ...). Unknown types are
+    /// refused by the layering, which only knows the built-in ones.
+    #[serde(flatten)]
+    pub apps: BTreeMap<String, OAuthAppConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuthAppConfig {
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub authorize_url: String,
+    pub token_url: String,
+    /// Space-separated scopes requested at authorisation.
+    pub scopes: String,
+}
+
+/// Built-in OAuth connector types with their providers' real endpoints and default scopes.
+pub const OAUTH_APPS: &[(&str, &str, &str, &str)] = &[
+    (
+        "github",
+        "https://github.com/login/oauth/authorize",
+        "https://github.com/login/oauth/access_token",
+        "repo read:user",
+    ),
+    (
+        "gitlab",
+        "https://gitlab.com/oauth/authorize",
+        "https://gitlab.com/oauth/token",
+        "read_api read_user",
+    ),
+    (
+        "bitbucket",
+        "https://bitbucket.org/site/oauth2/authorize",
+        "https://bitbucket.org/site/oauth2/access_token",
+        "repository account",
+    ),
+    (
+        "jira",
+        "https://auth.atlassian.com/authorize",
+        "https://auth.atlassian.com/oauth/token",
+        "read:jira-work read:jira-user offline_access",
+    ),
+    (
+        "linear",
+        "https://linear.app/oauth/authorize",
+        "https://api.linear.app/oauth/token",
+        "read",
+    ),
+    (
+        "notion",
+        "https://api.notion.com/v1/oauth/authorize",
+        "https://api.notion.com/v1/oauth/token",
+        "",
+    ),
+    (
+        "confluence",
+        "https://auth.atlassian.com/authorize",
+        "https://auth.atlassian.com/oauth/token",
+        "read:confluence-content.all offline_access",
+    ),
+    (
+        "google-drive",
+        "https://accounts.google.com/o/oauth2/v2/auth",
+        "https://oauth2.googleapis.com/token",
+        "https://www.googleapis.com/auth/drive.readonly",
+    ),
+    (
+        "slack",
+        "https://slack.com/oauth/v2/authorize",
+        "https://slack.com/api/oauth.v2.access",
+        "channels:read chat:write",
+    ),
+];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    /// Every way TokenOne can deliver a model (economics.md); the seeded catalogue by default.
+    pub catalogue: Vec<crate::catalogue::Path>,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig {
+            catalogue: crate::catalogue::default_catalogue(),
+        }
+    }
+}
+
+/// Outgoing mail for invites; unset host means no mail is sent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u64,
+    pub username: String,
+    pub password: Secret,
+    pub from: String,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: String::new(),
+            port: 587,
+            username: String::new(),
+            password: Secret::default(),
+            from: String::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -287,6 +401,19 @@ impl Default for ConnectorsConfig {
         ConnectorsConfig {
             allow_private_networks: false,
             oauth_state_ttl_seconds: 600,
+            apps: OAUTH_APPS
+                .iter()
+                .map(|(name, authorize, token, scopes)| {
+                    let app = OAuthAppConfig {
+                        client_id: String::new(),
+                        client_secret: Secret::default(),
+                        authorize_url: authorize.to_string(),
+                        token_url: token.to_string(),
+                        scopes: scopes.to_string(),
+                    };
+                    (name.to_string(), app)
+                })
+                .collect(),
         }
     }
 }
@@ -383,6 +510,8 @@ impl Config {
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
             return bad("log.format must be `pretty` or `json`");
         }
+        crate::catalogue::validate_catalogue(&self.routing.catalogue)
+            .map_err(|e| ConfigError::Invalid(format!("routing.catalogue: {e}")))?;
         let url = self.database.url.expose();
         if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return bad("database.url must start with sqlite:, postgres:// or postgresql://");
@@ -514,7 +643,15 @@ fn slot_mut<'a>(tree: &'a mut Value, key: &str, source: &str) -> Result<&'a mut 
     for part in key.split('.') {
         node = node
             .as_object_mut()
-            .and_then(|m: &mut Map<String, Value>| m.get_mut(part))
+            .and_then(|m: &mut Map<String, Value>| {
+                // `google_drive` in an environment variable names `google-drive`.
+                let alt = part.replace('_', "-");
+                if m.contains_key(part) {
+                    m.get_mut(part)
+                } else {
+                    m.get_mut(&alt)
+                }
+            })
             .ok_or_else(|| ConfigError::UnknownKey {
                 key: key.into(),
                 source_name: source.into(),
@@ -714,6 +851,34 @@ mod tests {
         let c = Config::load(Some(f.path()), env(&[])).unwrap();
         assert_eq!(c.server.bind, "127.0.0.1:8080");
         assert!(text.contains("[providers.openai]"));
+    }
+
+    #[test]
+    fn connector_apps_and_catalogue_layer() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("TOKENONE_CONNECTORS__GITHUB__CLIENT_ID", "gh-client"),
+                (
+                    "TOKENONE_CONNECTORS__GOOGLE_DRIVE__TOKEN_URL",
+                    "http://127.0.0.1:9/token",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.connectors.apps["github"].client_id, "gh-client");
+        assert_eq!(
+            c.connectors.apps["github"].token_url,
+            "https://github.com/login/oauth/access_token"
+        );
+        assert_eq!(c.connectors.apps["google-drive"].token_url, "http://127.0.0.1:9/token");
+        assert_eq!(c.connectors.apps.len(), 9);
+        assert!(Config::load(None, env(&[("TOKENONE_CONNECTORS__MYSPACE__CLIENT_ID", "x")])).is_err());
+        assert_eq!(c.routing.catalogue.len(), 15);
+        let mut cat = serde_json::to_value(&c.routing.catalogue).unwrap();
+        cat[0]["id"] = cat[1]["id"].clone();
+        let err = c.with_overrides([("routing.catalogue", &cat)]).unwrap_err();
+        assert!(err.to_string().contains("duplicate"), "{err}");
     }
 
     #[test]

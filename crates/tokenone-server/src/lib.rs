@@ -21,7 +21,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokenone_core::catalogue::default_catalogue;
 use tokenone_core::config::Config;
 use tokenone_core::repo::Store;
 use tokenone_core::services::identity::IdentityService;
@@ -67,6 +66,7 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
     let pepper = server_secret(store.as_ref(), &vault, "api_key_pepper").await?;
     let redis = connect_redis(&cfg).await;
     let http = proxy::upstream::client(&cfg);
+    let live_cfg_catalogue = cfg.routing.catalogue.clone();
     let live = LiveConfig::new(cfg);
     let identity = IdentityService::new(store.clone(), JwtKeys::new(&jwt_secret), live.clone());
     let projects = ProjectService::new(store.clone(), live.clone());
@@ -85,7 +85,7 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
         rate_limiter.fallbacks.clone(),
     );
     let routing = state::RoutingTable {
-        catalogue: default_catalogue(),
+        catalogue: live_cfg_catalogue,
         tiers: TierMap::default(),
     };
     Ok(AppState(Arc::new(Inner {
