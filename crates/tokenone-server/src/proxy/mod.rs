@@ -772,7 +772,7 @@ fn relay_stream(
             if r.done {
                 return None;
             }
-            let Some(up) = r.upstream.as_mut() else { return None };
+            let up = r.upstream.as_mut()?;
             match tokio::time::timeout(r.idle, up.next()).await {
                 Ok(Some(Ok(chunk))) => {
                     let events = r.parser.push(&chunk);
