@@ -6,4 +6,5 @@ mod openapi;
 mod projects;
 mod proxy;
 mod replicas;
+mod sdk;
 mod smoke;
