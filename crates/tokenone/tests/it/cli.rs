@@ -136,6 +136,8 @@ async fn serve_bootstraps_and_stops_on_sigterm() {
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
+    // Killed if the test fails before the graceful stop below.
+    let mut child = KillOnDrop(Some(child));
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut password = None;
@@ -168,6 +170,7 @@ async fn serve_bootstraps_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(login.status(), 200);
+    let mut child = child.0.take().unwrap();
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -178,4 +181,15 @@ async fn serve_bootstraps_and_stops_on_sigterm() {
         .unwrap()
         .unwrap();
     assert!(exit.success(), "graceful exit, got {exit:?}");
+}
+
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
