@@ -3,6 +3,7 @@
 
 pub mod catalogue;
 pub mod config;
+pub mod economics;
 pub mod error;
 pub mod ids;
 pub mod keys;

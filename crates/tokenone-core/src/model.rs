@@ -223,3 +223,57 @@ pub struct CallRecord {
     pub status: u16,
     pub error_code: Option<String>,
 }
+
+/// A tenant's live wallet as stored.
+#[derive(Debug, Clone)]
+pub struct WalletRow {
+    pub tenant_id: crate::ids::TenantId,
+    pub balance_tokens: i64,
+    /// Carved out into replicas' leases for calls in flight; `<= balance_tokens`.
+    pub leased_tokens: i64,
+    pub updated_at: Millis,
+}
+
+/// The money side of a settled live call: what to post and which lease paid.
+#[derive(Debug, Clone)]
+pub struct LiveSettlement {
+    pub lease_id: uuid::Uuid,
+    /// Burn, pass-back and uncollected postings (zero amounts left out).
+    pub postings: Vec<crate::economics::Posting>,
+    /// Taken from the wallet (burn minus uncollected).
+    pub debited: u64,
+    /// Given back to the wallet (pass-back).
+    pub credited: u64,
+}
+
+/// A call ready to be written: its record and, for a live call that delivered, its money.
+#[derive(Debug, Clone)]
+pub struct Settled {
+    pub record: CallRecord,
+    pub money: Option<LiveSettlement>,
+}
+
+/// A top-up as the store applies it, with its idempotency key.
+#[derive(Debug, Clone)]
+pub struct TopupRequest {
+    pub tenant_id: crate::ids::TenantId,
+    pub amount_tokens: u64,
+    pub idempotency_key: String,
+    /// SHA-256 of the canonical request: the same key with another body is a conflict.
+    pub request_hash: String,
+    pub memo: String,
+    pub at: Millis,
+}
+
+#[derive(Debug, Clone)]
+pub enum TopupOutcome {
+    /// Credited now: the ledger entry and the new balance.
+    Applied {
+        entry: crate::economics::LedgerEntry,
+        balance_tokens: i64,
+    },
+    /// The key was used before with the same body: the stored answer.
+    Replayed(serde_json::Value),
+    /// The key was used before with another body.
+    KeyReused,
+}

@@ -1,6 +1,7 @@
 //! Repository traits: what the services need from storage. The store crate implements them for
 //! SQLite and PostgreSQL; rules (who may, what is allowed) stay in the services.
 
+use crate::economics::LedgerEntry;
 use crate::error::Result;
 use crate::ids::{FamilyId, MemberId, ProjectId, TenantId, TokenId, UserId};
 use crate::keys::{ApiKey, KeyAuth, KeyId};
@@ -114,16 +115,50 @@ pub trait KeyRepo: Send + Sync {
 
 #[async_trait]
 pub trait CallRepo: Send + Sync {
-    /// Inserts call records; a record whose id exists already is skipped (exactly once).
-    async fn insert_calls(&self, calls: &[CallRecord]) -> Result<()>;
+    /// Writes a batch of calls in one transaction: each call row (a call whose id exists already
+    /// is skipped entirely: exactly once), its ledger postings chained and signed with
+    /// `ledger_key`, the wallet and lease movements, and the daily roll-ups.
+    async fn settle_calls(&self, batch: &[Settled], ledger_key: &[u8]) -> Result<()>;
     /// Newest first, for a project.
     async fn recent_calls(&self, project: ProjectId, limit: i64) -> Result<Vec<CallRecord>>;
+}
+
+#[async_trait]
+pub trait WalletRepo: Send + Sync {
+    async fn wallet(&self, tenant: TenantId) -> Result<Option<WalletRow>>;
+    /// Carves `amount` of the available balance (balance − leased) into `lease` of `replica`;
+    /// `false` (nothing changed) when less is available.
+    async fn extend_lease(
+        &self,
+        tenant: TenantId,
+        lease: uuid::Uuid,
+        replica: &str,
+        amount: u64,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<bool>;
+    /// Gives `amount` of a lease back to the available balance.
+    async fn return_lease(&self, tenant: TenantId, lease: uuid::Uuid, amount: u64, now: Millis) -> Result<()>;
+    /// Keeps a live replica's leases from expiring.
+    async fn renew_leases(&self, replica: &str, expires_at: Millis) -> Result<()>;
+    /// Releases what expired leases (crashed replicas) still hold; returns the tokens released.
+    async fn sweep_leases(&self, now: Millis) -> Result<u64>;
+    /// Credits a top-up with its ledger entry, under its idempotency key, in one transaction.
+    async fn topup(&self, req: &TopupRequest, ledger_key: &[u8]) -> Result<TopupOutcome>;
+    /// Stores the answer to replay for an idempotency key.
+    async fn store_idempotent_answer(&self, key: &str, answer: &serde_json::Value) -> Result<()>;
+    /// A page of a tenant's ledger, newest first, below `before_seq`.
+    async fn ledger_page(&self, tenant: TenantId, before_seq: Option<u64>, limit: i64) -> Result<Vec<LedgerEntry>>;
+    /// A tenant's whole chain in `seq` order (verification).
+    async fn ledger_chain(&self, tenant: TenantId) -> Result<Vec<LedgerEntry>>;
+    /// Every tenant with a wallet.
+    async fn wallet_tenants(&self) -> Result<Vec<TenantId>>;
 }
 
 /// Everything the server needs from storage.
 #[async_trait]
 pub trait Store:
-    IdentityRepo + ProjectRepo + MemberRepo + AuditRepo + SecretRepo + KeyRepo + CallRepo + Send + Sync
+    IdentityRepo + ProjectRepo + MemberRepo + AuditRepo + SecretRepo + KeyRepo + CallRepo + WalletRepo + Send + Sync
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

@@ -72,7 +72,8 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
     let projects = ProjectService::new(store.clone(), live.clone());
     let keys = KeyService::new(store.clone(), pepper);
     let rate_limiter = proxy::ratelimit::RateLimiter::new(redis.clone());
-    let writer = proxy::writer::CallWriter::start(store.clone());
+    let ledger_key = server_secret(store.as_ref(), &vault, "ledger").await?;
+    let writer = proxy::writer::CallWriter::start(store.clone(), ledger_key);
     let mut metrics = metrics::Metrics::new();
     metrics.register_extra(
         "settlement_queue_depth",

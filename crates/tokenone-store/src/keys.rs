@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use tokenone_core::ids::ProjectId;
 use tokenone_core::keys::{ApiKey, KeyAuth, KeyId, KeyMode};
-use tokenone_core::model::CallRecord;
+use tokenone_core::model::{CallRecord, Settled};
 use tokenone_core::repo::{CallRepo, KeyRepo};
 use tokenone_core::time::Millis;
 use tokenone_core::{Error, Result};
@@ -69,7 +69,7 @@ pub(crate) fn call(r: &AnyRow) -> Result<CallRecord> {
     })
 }
 
-const INSERT_CALL: &str =
+pub(crate) const INSERT_CALL: &str =
     "INSERT INTO calls (id, at, tenant_id, project_id, key_id, mode, shape, requested_model, requested_tier,
     needed_tier, delivered_model, provider, tier, routed, fallback_used, reasons, shadow_pick, stream, input_tokens,
     cached_input_tokens, output_tokens, usage_estimated, burn_tokens, savings_tokens, pass_back_tokens,
@@ -186,47 +186,8 @@ impl KeyRepo for SqlStore {
 
 #[async_trait]
 impl CallRepo for SqlStore {
-    async fn insert_calls(&self, calls: &[CallRecord]) -> Result<()> {
-        if calls.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.w().begin().await.map_err(db_err)?;
-        for c in calls {
-            sqlx::query(INSERT_CALL)
-                .bind(c.id.to_string())
-                .bind(c.at)
-                .bind(c.tenant_id.clone())
-                .bind(c.project_id.clone())
-                .bind(c.key_id.clone())
-                .bind(c.mode.clone())
-                .bind(c.shape.clone())
-                .bind(c.requested_model.clone())
-                .bind(c.requested_tier.clone())
-                .bind(c.needed_tier.clone())
-                .bind(c.delivered_model.clone())
-                .bind(c.provider.clone())
-                .bind(c.tier.clone())
-                .bind(c.routed as i64)
-                .bind(c.fallback_used as i64)
-                .bind(serde_json::to_string(&c.reasons).map_err(Error::internal)?)
-                .bind(c.shadow_pick.clone())
-                .bind(c.stream as i64)
-                .bind(c.input_tokens)
-                .bind(c.cached_input_tokens)
-                .bind(c.output_tokens)
-                .bind(c.usage_estimated as i64)
-                .bind(c.burn_tokens)
-                .bind(c.savings_tokens)
-                .bind(c.pass_back_tokens)
-                .bind(c.uncollected_tokens)
-                .bind(c.latency_ms)
-                .bind(c.status as i64)
-                .bind(c.error_code.clone())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        }
-        tx.commit().await.map_err(db_err)
+    async fn settle_calls(&self, batch: &[Settled], ledger_key: &[u8]) -> Result<()> {
+        crate::wallet::settle_calls(self, batch, ledger_key).await
     }
 
     async fn recent_calls(&self, project: ProjectId, limit: i64) -> Result<Vec<CallRecord>> {

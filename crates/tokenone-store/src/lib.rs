@@ -9,6 +9,7 @@ mod identity;
 mod keys;
 mod projects;
 mod rows;
+mod wallet;
 
 use async_trait::async_trait;
 use sqlx::any::{AnyPoolOptions, AnyRow};

@@ -7,14 +7,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokenone_core::keys::KeyId;
-use tokenone_core::model::CallRecord;
+use tokenone_core::model::{CallRecord, Settled};
 use tokenone_core::repo::Store;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 const BATCH: usize = 512;
 
 enum Msg {
-    Call(Box<CallRecord>),
+    Call(Box<Settled>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -26,10 +26,11 @@ pub struct CallWriter {
 }
 
 impl CallWriter {
-    pub fn start(store: Arc<dyn Store>) -> Self {
+    /// Starts the writer; `ledger_key` signs the ledger entries of settled calls.
+    pub fn start(store: Arc<dyn Store>, ledger_key: Vec<u8>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let queue_depth = Gauge::default();
-        let task = tokio::spawn(run(store, rx, queue_depth.clone()));
+        let task = tokio::spawn(run(store, rx, queue_depth.clone(), Arc::new(ledger_key)));
         CallWriter {
             tx,
             queue_depth,
@@ -37,10 +38,18 @@ impl CallWriter {
         }
     }
 
-    /// Queues a record. Never blocks; callable from `Drop`.
+    /// Queues a call that moved no money. Never blocks; callable from `Drop`.
     pub fn record(&self, call: CallRecord) {
+        self.settle(Settled {
+            record: call,
+            money: None,
+        });
+    }
+
+    /// Queues a settled call (record and money). Never blocks; callable from `Drop`.
+    pub fn settle(&self, settled: Settled) {
         self.queue_depth.inc();
-        if self.tx.send(Msg::Call(Box::new(call))).is_err() {
+        if self.tx.send(Msg::Call(Box::new(settled))).is_err() {
             self.queue_depth.dec();
             tracing::error!("call writer stopped; a call record could not be queued");
         }
@@ -63,8 +72,8 @@ impl CallWriter {
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>, depth: Gauge) {
-    let mut batch: Vec<CallRecord> = Vec::with_capacity(BATCH);
+async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>, depth: Gauge, key: Arc<Vec<u8>>) {
+    let mut batch: Vec<Settled> = Vec::with_capacity(BATCH);
     let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
@@ -77,20 +86,20 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>, depth:
                 next = rx.try_recv().ok();
             }
         }
-        write(&store, &mut batch, &depth).await;
+        write(&store, &mut batch, &depth, &key).await;
         for w in waiters.drain(..) {
             let _ = w.send(());
         }
     }
 }
 
-async fn write(store: &Arc<dyn Store>, batch: &mut Vec<CallRecord>, depth: &Gauge) {
+async fn write(store: &Arc<dyn Store>, batch: &mut Vec<Settled>, depth: &Gauge, key: &[u8]) {
     if batch.is_empty() {
         return;
     }
     let mut delay = Duration::from_millis(50);
     loop {
-        match store.insert_calls(batch).await {
+        match store.settle_calls(batch, key).await {
             Ok(()) => break,
             Err(e) => {
                 tracing::error!(error = %e, rows = batch.len(), "writing call records failed; retrying");
@@ -100,7 +109,7 @@ async fn write(store: &Arc<dyn Store>, batch: &mut Vec<CallRecord>, depth: &Gaug
         }
     }
     let mut used: HashMap<KeyId, i64> = HashMap::new();
-    for c in batch.iter() {
+    for c in batch.iter().map(|s| &s.record) {
         if let Ok(id) = c.key_id.parse::<KeyId>() {
             let e = used.entry(id).or_insert(c.at);
             *e = (*e).max(c.at);

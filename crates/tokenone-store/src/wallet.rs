@@ -1,0 +1,554 @@
+//! Wallets, leases, the ledger and roll-ups. Every movement of money is one transaction that
+//! writes the ledger entries and the balances together; the ledger head row of a tenant is the
+//! lock that orders its chain across replicas.
+
+use crate::keys::INSERT_CALL;
+use crate::{db_err, rows, SqlStore};
+use async_trait::async_trait;
+use sqlx::any::AnyRow;
+use sqlx::Transaction;
+use std::collections::BTreeMap;
+use tokenone_core::economics::ledger::{chain_next, from_hex, to_hex, GENESIS_PREV_HASH};
+use tokenone_core::economics::{LedgerEntry, NewEntry, Posting};
+use tokenone_core::ids::TenantId;
+use tokenone_core::model::{Settled, TopupOutcome, TopupRequest, WalletRow};
+use tokenone_core::repo::WalletRepo;
+use tokenone_core::time::Millis;
+use tokenone_core::{Error, Result};
+
+type Tx<'a> = Transaction<'a, sqlx::Any>;
+
+fn entry(r: &AnyRow) -> Result<LedgerEntry> {
+    let hex = |col: &str| -> Result<[u8; 32]> {
+        let s: String = rows::get(r, col)?;
+        from_hex(&s).ok_or_else(|| Error::internal(anyhow::anyhow!("ledger column {col} is not a 32-byte hex digest")))
+    };
+    Ok(LedgerEntry {
+        id: rows::parse(r, "id")?,
+        tenant_id: rows::parse(r, "tenant_id")?,
+        seq: rows::get::<i64>(r, "seq")?.max(0) as u64,
+        at_ms: rows::get(r, "at")?,
+        kind: rows::get(r, "kind")?,
+        call_id: rows::parse_opt(r, "call_id")?,
+        debit_account: rows::get(r, "debit_account")?,
+        credit_account: rows::get(r, "credit_account")?,
+        amount_tokens: rows::get::<i64>(r, "amount_tokens")?.max(0) as u64,
+        memo: rows::get(r, "memo")?,
+        prev_hash: hex("prev_hash")?,
+        hash: hex("hash")?,
+        signature: hex("signature")?,
+    })
+}
+
+/// Locks the tenant's chain head (creating it) and returns the last (seq, hash).
+async fn lock_head(tx: &mut Tx<'_>, tenant: TenantId) -> Result<(u64, [u8; 32])> {
+    sqlx::query(
+        "INSERT INTO ledger_heads (tenant_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (tenant_id) DO NOTHING",
+    )
+    .bind(tenant.to_string())
+    .bind(to_hex(&GENESIS_PREV_HASH))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    // A no-op update takes the row lock on PostgreSQL; SQLite's single writer serialises anyway.
+    sqlx::query("UPDATE ledger_heads SET seq = seq WHERE tenant_id = $1")
+        .bind(tenant.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    let r = sqlx::query("SELECT seq, hash FROM ledger_heads WHERE tenant_id = $1")
+        .bind(tenant.to_string())
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    let seq = rows::get::<i64>(&r, "seq")?.max(0) as u64;
+    let hash: String = rows::get(&r, "hash")?;
+    let hash = from_hex(&hash).ok_or_else(|| Error::internal(anyhow::anyhow!("bad ledger head hash")))?;
+    Ok((seq, hash))
+}
+
+/// Appends entries to a tenant's chain inside `tx`; the head must be locked by `lock_head`.
+async fn append(
+    tx: &mut Tx<'_>,
+    head: &mut (u64, [u8; 32]),
+    new: Vec<NewEntry>,
+    key: &[u8],
+) -> Result<Vec<LedgerEntry>> {
+    let mut out = Vec::with_capacity(new.len());
+    for n in new {
+        let tenant = n.tenant_id;
+        // `chain_next` reads only the previous entry's seq and hash.
+        let prev = (head.0 > 0).then(|| LedgerEntry {
+            id: uuid::Uuid::nil(),
+            tenant_id: tenant,
+            seq: head.0,
+            at_ms: 0,
+            kind: String::new(),
+            call_id: None,
+            debit_account: String::new(),
+            credit_account: String::new(),
+            amount_tokens: 0,
+            memo: String::new(),
+            prev_hash: GENESIS_PREV_HASH,
+            hash: head.1,
+            signature: [0; 32],
+        });
+        let e = chain_next(prev.as_ref(), n, key);
+        sqlx::query(
+            "INSERT INTO ledger_entries (id, tenant_id, seq, at, kind, call_id, debit_account, credit_account,
+             amount_tokens, memo, prev_hash, hash, signature)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(e.id.to_string())
+        .bind(e.tenant_id.to_string())
+        .bind(e.seq as i64)
+        .bind(e.at_ms)
+        .bind(e.kind.clone())
+        .bind(e.call_id.map(|c| c.to_string()))
+        .bind(e.debit_account.clone())
+        .bind(e.credit_account.clone())
+        .bind(e.amount_tokens as i64)
+        .bind(e.memo.clone())
+        .bind(to_hex(&e.prev_hash))
+        .bind(to_hex(&e.hash))
+        .bind(to_hex(&e.signature))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+        *head = (e.seq, e.hash);
+        out.push(e);
+    }
+    Ok(out)
+}
+
+async fn save_head(tx: &mut Tx<'_>, tenant: TenantId, head: (u64, [u8; 32])) -> Result<()> {
+    sqlx::query("UPDATE ledger_heads SET seq = $2, hash = $3 WHERE tenant_id = $1")
+        .bind(tenant.to_string())
+        .bind(head.0 as i64)
+        .bind(to_hex(&head.1))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+fn day_of(ms: Millis) -> String {
+    tokenone_core::time::format_ms(ms)[..10].to_string()
+}
+
+/// The call writer's batch: see `CallRepo::settle_calls`.
+pub(crate) async fn settle_calls(store: &SqlStore, batch: &[Settled], key: &[u8]) -> Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let mut tx = store.w().begin().await.map_err(db_err)?;
+    // Chains touched by this batch, locked once each in a fixed order (no deadlocks between
+    // replicas writing the same tenants).
+    let mut heads: BTreeMap<String, (u64, [u8; 32])> = BTreeMap::new();
+    for s in batch {
+        if s.money.as_ref().is_some_and(|m| !m.postings.is_empty()) {
+            heads
+                .entry(s.record.tenant_id.clone())
+                .or_insert((0, GENESIS_PREV_HASH));
+        }
+    }
+    for (tenant, head) in heads.iter_mut() {
+        let t: TenantId = tenant
+            .parse()
+            .map_err(|_| Error::internal(anyhow::anyhow!("bad tenant id")))?;
+        *head = lock_head(&mut tx, t).await?;
+    }
+    for s in batch {
+        let c = &s.record;
+        let inserted = sqlx::query(INSERT_CALL)
+            .bind(c.id.to_string())
+            .bind(c.at)
+            .bind(c.tenant_id.clone())
+            .bind(c.project_id.clone())
+            .bind(c.key_id.clone())
+            .bind(c.mode.clone())
+            .bind(c.shape.clone())
+            .bind(c.requested_model.clone())
+            .bind(c.requested_tier.clone())
+            .bind(c.needed_tier.clone())
+            .bind(c.delivered_model.clone())
+            .bind(c.provider.clone())
+            .bind(c.tier.clone())
+            .bind(c.routed as i64)
+            .bind(c.fallback_used as i64)
+            .bind(serde_json::to_string(&c.reasons).map_err(Error::internal)?)
+            .bind(c.shadow_pick.clone())
+            .bind(c.stream as i64)
+            .bind(c.input_tokens)
+            .bind(c.cached_input_tokens)
+            .bind(c.output_tokens)
+            .bind(c.usage_estimated as i64)
+            .bind(c.burn_tokens)
+            .bind(c.savings_tokens)
+            .bind(c.pass_back_tokens)
+            .bind(c.uncollected_tokens)
+            .bind(c.latency_ms)
+            .bind(c.status as i64)
+            .bind(c.error_code.clone())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        if inserted == 0 {
+            // Written before (a retried batch): its money was posted with it.
+            continue;
+        }
+        if let Some(m) = &s.money {
+            let tenant: TenantId = c
+                .tenant_id
+                .parse()
+                .map_err(|_| Error::internal(anyhow::anyhow!("bad tenant id")))?;
+            if !m.postings.is_empty() {
+                let new: Vec<NewEntry> = m
+                    .postings
+                    .iter()
+                    .map(|p: &Posting| NewEntry::from_posting(tenant, p, Some(c.id), c.at, ""))
+                    .collect();
+                let head = heads
+                    .get_mut(&c.tenant_id)
+                    .ok_or_else(|| Error::internal(anyhow::anyhow!("head not locked")))?;
+                append(&mut tx, head, new, key).await?;
+            }
+            sqlx::query(
+                "UPDATE wallets SET balance_tokens = balance_tokens - $2 + $3, leased_tokens = leased_tokens - $2, updated_at = $4
+                 WHERE tenant_id = $1",
+            )
+            .bind(c.tenant_id.clone())
+            .bind(m.debited as i64)
+            .bind(m.credited as i64)
+            .bind(c.at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            sqlx::query("UPDATE wallet_leases SET consumed = consumed + $2 WHERE id = $1")
+                .bind(m.lease_id.to_string())
+                .bind(m.debited as i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        if c.status < 400 && c.delivered_model.is_some() {
+            rollup(&mut tx, c).await?;
+        }
+    }
+    for (tenant, head) in heads {
+        let t: TenantId = tenant
+            .parse()
+            .map_err(|_| Error::internal(anyhow::anyhow!("bad tenant id")))?;
+        save_head(&mut tx, t, head).await?;
+    }
+    tx.commit().await.map_err(db_err)
+}
+
+async fn rollup(tx: &mut Tx<'_>, c: &tokenone_core::model::CallRecord) -> Result<()> {
+    let shadow_savings = if c.shadow_pick.is_some() && !c.routed {
+        c.savings_tokens
+    } else {
+        0
+    };
+    let savings = if c.shadow_pick.is_some() && !c.routed {
+        0
+    } else {
+        c.savings_tokens
+    };
+    sqlx::query(
+        "INSERT INTO rollups_daily (tenant_id, project_id, day, mode, requested_model, delivered_model, calls, routed_calls,
+         shadow_calls, input_tokens, output_tokens, burn_tokens, savings_tokens, shadow_savings_tokens, pass_back_tokens,
+         uncollected_tokens)
+         VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+         ON CONFLICT (tenant_id, project_id, day, mode, requested_model, delivered_model) DO UPDATE SET
+           calls = rollups_daily.calls + 1,
+           routed_calls = rollups_daily.routed_calls + excluded.routed_calls,
+           shadow_calls = rollups_daily.shadow_calls + excluded.shadow_calls,
+           input_tokens = rollups_daily.input_tokens + excluded.input_tokens,
+           output_tokens = rollups_daily.output_tokens + excluded.output_tokens,
+           burn_tokens = rollups_daily.burn_tokens + excluded.burn_tokens,
+           savings_tokens = rollups_daily.savings_tokens + excluded.savings_tokens,
+           shadow_savings_tokens = rollups_daily.shadow_savings_tokens + excluded.shadow_savings_tokens,
+           pass_back_tokens = rollups_daily.pass_back_tokens + excluded.pass_back_tokens,
+           uncollected_tokens = rollups_daily.uncollected_tokens + excluded.uncollected_tokens",
+    )
+    .bind(c.tenant_id.clone())
+    .bind(c.project_id.clone())
+    .bind(day_of(c.at))
+    .bind(c.mode.clone())
+    .bind(c.requested_model.clone())
+    .bind(c.delivered_model.clone().unwrap_or_default())
+    .bind(c.routed as i64)
+    .bind(c.shadow_pick.is_some() as i64)
+    .bind(c.input_tokens)
+    .bind(c.output_tokens)
+    .bind(c.burn_tokens)
+    .bind(savings)
+    .bind(shadow_savings)
+    .bind(c.pass_back_tokens)
+    .bind(c.uncollected_tokens)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+fn wallet_row(r: &AnyRow) -> Result<WalletRow> {
+    Ok(WalletRow {
+        tenant_id: rows::parse(r, "tenant_id")?,
+        balance_tokens: rows::get(r, "balance_tokens")?,
+        leased_tokens: rows::get(r, "leased_tokens")?,
+        updated_at: rows::get(r, "updated_at")?,
+    })
+}
+
+#[async_trait]
+impl WalletRepo for SqlStore {
+    async fn wallet(&self, tenant: TenantId) -> Result<Option<WalletRow>> {
+        sqlx::query("SELECT * FROM wallets WHERE tenant_id = $1")
+            .bind(tenant.to_string())
+            .fetch_optional(self.r())
+            .await
+            .map_err(db_err)?
+            .map(|r| wallet_row(&r))
+            .transpose()
+    }
+
+    async fn extend_lease(
+        &self,
+        tenant: TenantId,
+        lease: uuid::Uuid,
+        replica: &str,
+        amount: u64,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<bool> {
+        let mut tx = self.w().begin().await.map_err(db_err)?;
+        // The check and the carve are one conditional update: concurrent replicas cannot both
+        // take the last tokens.
+        let took = sqlx::query(
+            "UPDATE wallets SET leased_tokens = leased_tokens + $2, updated_at = $3
+             WHERE tenant_id = $1 AND balance_tokens - leased_tokens >= $2",
+        )
+        .bind(tenant.to_string())
+        .bind(amount as i64)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        if took != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO wallet_leases (id, tenant_id, replica_id, amount, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (id) DO UPDATE SET amount = wallet_leases.amount + excluded.amount, expires_at = excluded.expires_at",
+        )
+        .bind(lease.to_string())
+        .bind(tenant.to_string())
+        .bind(replica.to_string())
+        .bind(amount as i64)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    async fn return_lease(&self, tenant: TenantId, lease: uuid::Uuid, amount: u64, now: Millis) -> Result<()> {
+        let mut tx = self.w().begin().await.map_err(db_err)?;
+        // Only what the lease row still holds can be returned (a swept lease holds nothing).
+        let row = sqlx::query(
+            "SELECT amount - consumed - returned AS open FROM wallet_leases WHERE id = $1 AND released_at IS NULL",
+        )
+        .bind(lease.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let open = match row {
+            Some(r) => rows::get::<i64>(&r, "open")?.max(0) as u64,
+            None => 0,
+        };
+        let amount = amount.min(open) as i64;
+        if amount > 0 {
+            sqlx::query("UPDATE wallet_leases SET returned = returned + $2 WHERE id = $1")
+                .bind(lease.to_string())
+                .bind(amount)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            sqlx::query("UPDATE wallets SET leased_tokens = leased_tokens - $2, updated_at = $3 WHERE tenant_id = $1")
+                .bind(tenant.to_string())
+                .bind(amount)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn renew_leases(&self, replica: &str, expires_at: Millis) -> Result<()> {
+        sqlx::query("UPDATE wallet_leases SET expires_at = $2 WHERE replica_id = $1 AND released_at IS NULL")
+            .bind(replica.to_string())
+            .bind(expires_at)
+            .execute(self.w())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn sweep_leases(&self, now: Millis) -> Result<u64> {
+        let mut tx = self.w().begin().await.map_err(db_err)?;
+        let expired = sqlx::query(
+            "SELECT id, tenant_id, amount - consumed - returned AS open FROM wallet_leases
+             WHERE released_at IS NULL AND expires_at < $1",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let mut released = 0u64;
+        for r in &expired {
+            let id: String = rows::get(r, "id")?;
+            let tenant: String = rows::get(r, "tenant_id")?;
+            let open = rows::get::<i64>(r, "open")?.max(0);
+            let marked = sqlx::query(
+                "UPDATE wallet_leases SET released_at = $2, returned = returned + $3 WHERE id = $1 AND released_at IS NULL",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(open)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+            if marked == 1 && open > 0 {
+                sqlx::query(
+                    "UPDATE wallets SET leased_tokens = leased_tokens - $2, updated_at = $3 WHERE tenant_id = $1",
+                )
+                .bind(tenant)
+                .bind(open)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+                released += open as u64;
+            }
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(released)
+    }
+
+    async fn topup(&self, req: &TopupRequest, key: &[u8]) -> Result<TopupOutcome> {
+        let mut tx = self.w().begin().await.map_err(db_err)?;
+        // The key row is written first, in the same transaction as the credit: of concurrent
+        // duplicates exactly one inserts it (PostgreSQL makes the others wait on the unique index).
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (key, scope, request_hash, response, created_at) VALUES ($1, 'topup', $2, '', $3)
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(req.idempotency_key.clone())
+        .bind(req.request_hash.clone())
+        .bind(req.at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        if inserted == 0 {
+            let r = sqlx::query("SELECT request_hash, response FROM idempotency_keys WHERE key = $1")
+                .bind(req.idempotency_key.clone())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
+            let hash: String = rows::get(&r, "request_hash")?;
+            if hash != req.request_hash {
+                return Ok(TopupOutcome::KeyReused);
+            }
+            let response: String = rows::get(&r, "response")?;
+            let v = serde_json::from_str(&response).map_err(Error::internal)?;
+            return Ok(TopupOutcome::Replayed(v));
+        }
+        let mut head = lock_head(&mut tx, req.tenant_id).await?;
+        let posting = Posting::topup(req.tenant_id, req.amount_tokens);
+        let new = vec![NewEntry::from_posting(
+            req.tenant_id,
+            &posting,
+            None,
+            req.at,
+            req.memo.clone(),
+        )];
+        let mut entries = append(&mut tx, &mut head, new, key).await?;
+        save_head(&mut tx, req.tenant_id, head).await?;
+        let updated = sqlx::query(
+            "UPDATE wallets SET balance_tokens = balance_tokens + $2, updated_at = $3 WHERE tenant_id = $1 RETURNING balance_tokens",
+        )
+        .bind(req.tenant_id.to_string())
+        .bind(req.amount_tokens as i64)
+        .bind(req.at)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let Some(updated) = updated else {
+            return Err(Error::not_found("tenant"));
+        };
+        let balance: i64 = rows::get(&updated, "balance_tokens")?;
+        tx.commit().await.map_err(db_err)?;
+        let entry = entries
+            .pop()
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("no ledger entry")))?;
+        Ok(TopupOutcome::Applied {
+            entry,
+            balance_tokens: balance,
+        })
+    }
+
+    async fn store_idempotent_answer(&self, key: &str, answer: &serde_json::Value) -> Result<()> {
+        sqlx::query("UPDATE idempotency_keys SET response = $2 WHERE key = $1")
+            .bind(key.to_string())
+            .bind(answer.to_string())
+            .execute(self.w())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn ledger_page(&self, tenant: TenantId, before_seq: Option<u64>, limit: i64) -> Result<Vec<LedgerEntry>> {
+        sqlx::query("SELECT * FROM ledger_entries WHERE tenant_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3")
+            .bind(tenant.to_string())
+            .bind(before_seq.map(|s| s as i64).unwrap_or(i64::MAX))
+            .bind(limit)
+            .fetch_all(self.r())
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(entry)
+            .collect()
+    }
+
+    async fn ledger_chain(&self, tenant: TenantId) -> Result<Vec<LedgerEntry>> {
+        // Ordered as stored (insertion order), so a reordered `seq` shows up in verification.
+        sqlx::query("SELECT * FROM ledger_entries WHERE tenant_id = $1 ORDER BY seq")
+            .bind(tenant.to_string())
+            .fetch_all(self.r())
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(entry)
+            .collect()
+    }
+
+    async fn wallet_tenants(&self) -> Result<Vec<TenantId>> {
+        sqlx::query("SELECT tenant_id FROM wallets ORDER BY tenant_id")
+            .fetch_all(self.r())
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|r| rows::parse(r, "tenant_id"))
+            .collect()
+    }
+}
