@@ -22,6 +22,9 @@ pub enum Error {
     /// No such object, or the caller may not know it exists (404).
     #[error("{0}")]
     NotFound(String),
+    /// The wallet cannot cover the call (402).
+    #[error("{0}")]
+    InsufficientFunds(String),
     /// State conflict: duplicate, last owner, already cold, idempotency key reuse (409).
     #[error("{0}")]
     Conflict(String),

@@ -22,13 +22,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokenone_core::config::Config;
+use tokenone_core::economics::Levers;
 use tokenone_core::repo::Store;
 use tokenone_core::services::identity::IdentityService;
 use tokenone_core::services::keys::KeyService;
 use tokenone_core::services::live::LiveConfig;
 use tokenone_core::services::projects::ProjectService;
 use tokenone_core::services::secrets::server_secret;
-use tokenone_core::tiers::TierMap;
+use tokenone_core::services::wallet::WalletService;
 use tokenone_core::tokens::JwtKeys;
 use tokenone_core::vault::{MasterKey, Vault};
 use tokenone_store::SqlStore;
@@ -67,12 +68,15 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
     let redis = connect_redis(&cfg).await;
     let http = proxy::upstream::client(&cfg);
     let live_cfg_catalogue = cfg.routing.catalogue.clone();
+    let replica_id = uuid::Uuid::new_v4().to_string();
     let live = LiveConfig::new(cfg);
     let identity = IdentityService::new(store.clone(), JwtKeys::new(&jwt_secret), live.clone());
     let projects = ProjectService::new(store.clone(), live.clone());
     let keys = KeyService::new(store.clone(), pepper);
+    let wallet = WalletService::new(store.clone(), replica_id.clone(), live.clone());
     let rate_limiter = proxy::ratelimit::RateLimiter::new(redis.clone());
     let ledger_key = server_secret(store.as_ref(), &vault, "ledger").await?;
+    let ledger = tokenone_core::services::ledger::LedgerService::new(store.clone(), ledger_key.clone());
     let writer = proxy::writer::CallWriter::start(store.clone(), ledger_key);
     let mut metrics = metrics::Metrics::new();
     metrics.register_extra(
@@ -87,7 +91,6 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
     );
     let routing = state::RoutingTable {
         catalogue: live_cfg_catalogue,
-        tiers: TierMap::default(),
     };
     Ok(AppState(Arc::new(Inner {
         cfg: live,
@@ -102,9 +105,13 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
         http,
         routing: std::sync::RwLock::new(Arc::new(routing)),
         redis,
+        wallet,
+        ledger,
+        levers: std::sync::RwLock::new(Arc::new(Levers::default())),
+        tasks: tokio_util::task::TaskTracker::new(),
         metrics,
         started_at: tokenone_core::time::now_ms(),
-        replica_id: uuid::Uuid::new_v4().to_string(),
+        replica_id,
     })))
 }
 
@@ -197,6 +204,7 @@ pub async fn serve_state(
     let grace = Duration::from_secs(cfg.server.shutdown_grace_seconds);
     let router = app(state.clone());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let background = tokio::spawn(background(state.clone()));
     tracing::info!(addr = %listener.local_addr()?, backend = state.store.backend(), "TokenOne listening");
     tokio::pin!(shutdown);
     loop {
@@ -232,8 +240,38 @@ pub async fn serve_state(
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
     }
+    background.abort();
+    // In-flight settlements first, then the last batch, then the unused leases.
+    state.tasks.close();
+    state.tasks.wait().await;
     state.writer.shutdown().await;
+    state.wallet.return_all().await;
     Ok(())
+}
+
+/// Periodic wallet upkeep: idle leases go back every second, leases are renewed, and expired
+/// leases of dead replicas are swept.
+async fn background(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        n += 1;
+        state.wallet.return_idle(Duration::from_secs(5)).await;
+        let ttl = state.cfg.get().wallet.reservation_ttl_seconds.max(3);
+        if n % (ttl / 3) == 0 {
+            if let Err(e) = state.wallet.renew().await {
+                tracing::warn!(error = %e, "renewing wallet leases failed");
+            }
+        }
+        if n % 30 == 0 {
+            match state.wallet.sweep().await {
+                Ok(0) => {}
+                Ok(t) => tracing::warn!(tokens = t, "released expired wallet leases of a stopped replica"),
+                Err(e) => tracing::warn!(error = %e, "sweeping wallet leases failed"),
+            }
+        }
+    }
 }
 
 fn connection_service(

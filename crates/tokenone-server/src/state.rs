@@ -6,13 +6,16 @@ use crate::proxy::ratelimit::RateLimiter;
 use crate::proxy::writer::CallWriter;
 use std::sync::{Arc, RwLock};
 use tokenone_core::catalogue::Path;
+use tokenone_core::economics::Levers;
 use tokenone_core::repo::Store;
 use tokenone_core::services::identity::IdentityService;
 use tokenone_core::services::keys::KeyService;
+use tokenone_core::services::ledger::LedgerService;
 use tokenone_core::services::live::LiveConfig;
 use tokenone_core::services::projects::ProjectService;
-use tokenone_core::tiers::TierMap;
+use tokenone_core::services::wallet::WalletService;
 use tokenone_core::vault::Vault;
+use tokio_util::task::TaskTracker;
 
 #[derive(Clone)]
 pub struct AppState(pub Arc<Inner>);
@@ -30,6 +33,11 @@ pub struct Inner {
     pub http: reqwest::Client,
     pub routing: RwLock<Arc<RoutingTable>>,
     pub redis: Option<redis::aio::ConnectionManager>,
+    pub wallet: WalletService,
+    pub ledger: LedgerService,
+    pub levers: RwLock<Arc<Levers>>,
+    /// Settlement tasks; shutdown waits for them before the writer's last flush.
+    pub tasks: TaskTracker,
     pub metrics: Metrics,
     pub started_at: i64,
     pub replica_id: String,
@@ -42,16 +50,20 @@ impl std::ops::Deref for AppState {
     }
 }
 
-/// What the proxy routes by: the catalogue of delivery paths and the model tier map.
+/// What the proxy routes by: the catalogue of delivery paths (the tier map is a lever).
 #[derive(Debug, Clone, Default)]
 pub struct RoutingTable {
     pub catalogue: Vec<Path>,
-    pub tiers: TierMap,
 }
 
 impl Inner {
     /// The routing table in force (cheap: an `Arc` clone).
     pub fn routing(&self) -> Arc<RoutingTable> {
         self.routing.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The commercial levers in force.
+    pub fn levers(&self) -> Arc<Levers> {
+        self.levers.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }

@@ -386,6 +386,39 @@ impl TestApp {
         }
     }
 
+    /// The tenant of the user behind `token`.
+    pub async fn tenant_of(&self, token: &str) -> String {
+        let me = self.get("/api/auth/me", Some(token)).await;
+        me.assert_ok(200)["tenant"]["id"]
+            .as_str()
+            .expect("tenant id")
+            .to_string()
+    }
+
+    /// Tops up `tenant`'s wallet by `tokens` as the platform admin; returns the new balance.
+    pub async fn topup(&self, tenant: &str, tokens: u64) -> u64 {
+        let admin = self.admin_token().await;
+        let key = uuid::Uuid::new_v4().to_string();
+        let a = self
+            .post(
+                &format!("/api/admin/wallets/{tenant}/topup"),
+                Some(&admin),
+                json!({"tokens": tokens.to_string(), "reason": "test funds", "idempotencyKey": key}),
+            )
+            .await;
+        a.assert_ok(200)["balanceTokens"]
+            .as_str()
+            .expect("balance")
+            .parse()
+            .expect("number")
+    }
+
+    /// Tops up the wallet of the tenant behind `token` with plenty for tests.
+    pub async fn fund(&self, token: &str) {
+        let tenant = self.tenant_of(token).await;
+        self.topup(&tenant, 1_000_000_000_000).await;
+    }
+
     /// Creates an API key on `project`; returns (secret, key id).
     pub async fn create_key(&self, token: &str, project: &str, body: Value) -> (String, String) {
         let a = self

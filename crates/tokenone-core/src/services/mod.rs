@@ -2,9 +2,11 @@
 
 pub mod identity;
 pub mod keys;
+pub mod ledger;
 pub mod live;
 pub mod projects;
 pub mod secrets;
+pub mod wallet;
 
 use crate::model::{AuditEntry, Ctx};
 use crate::repo::Store;

@@ -12,7 +12,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -20,8 +20,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokenone_core::catalogue::{native_path, NoPath, Resolved};
+use tokenone_core::economics::{price_call, reservation_tokens, Levers, Usage as EconUsage};
 use tokenone_core::keys::{looks_like_key, KeyAuth, KeyMode};
-use tokenone_core::model::CallRecord;
+use tokenone_core::model::{CallRecord, Settled};
+use tokenone_core::services::wallet::Hold;
+use tokenone_core::tiers::Tier;
 use tokenone_core::time::now_ms;
 use tokenone_providers::errors::{self, ErrorKind};
 use tokenone_providers::{Shape, SseEvent, SseParser, StreamObserver, StreamTranslator, Usage};
@@ -31,25 +34,56 @@ const MAX_OUTPUT_TOKENS: u64 = 1_000_000;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let limit = state.cfg.get().proxy.max_body_bytes as usize;
+    // Unknown paths and wrong methods answer in the shape's own error format too.
+    let wrong = |shape: Shape| move || async move { no_route(shape, StatusCode::METHOD_NOT_ALLOWED) };
+    let missing = |shape: Shape| move || async move { no_route(shape, StatusCode::NOT_FOUND) };
     Router::new()
-        .route("/v1/openai-proxy/v1/chat/completions", post(openai_chat))
-        .route("/v1/openai-proxy/v1/models", get(openai_models))
+        .route(
+            "/v1/openai-proxy/v1/chat/completions",
+            post(openai_chat).fallback(wrong(Shape::OpenAi)),
+        )
+        .route(
+            "/v1/openai-proxy/v1/models",
+            get(openai_models).fallback(wrong(Shape::OpenAi)),
+        )
         .route(
             "/v1/openai-proxy/health",
-            get(|s: State<AppState>| health(s, Shape::OpenAi)),
+            get(|s: State<AppState>| health(s, Shape::OpenAi)).fallback(wrong(Shape::OpenAi)),
         )
-        .route("/v1/anthropic-proxy/v1/messages", post(anthropic_messages))
+        .route("/v1/openai-proxy/{*rest}", any(missing(Shape::OpenAi)))
+        .route(
+            "/v1/anthropic-proxy/v1/messages",
+            post(anthropic_messages).fallback(wrong(Shape::Anthropic)),
+        )
         .route(
             "/v1/anthropic-proxy/health",
-            get(|s: State<AppState>| health(s, Shape::Anthropic)),
+            get(|s: State<AppState>| health(s, Shape::Anthropic)).fallback(wrong(Shape::Anthropic)),
         )
-        .route("/v1/gemini-proxy/v1beta/models/{model}", post(gemini_generate))
-        .route("/v1/gemini-proxy/v1/models/{model}", post(gemini_generate))
+        .route("/v1/anthropic-proxy/{*rest}", any(missing(Shape::Anthropic)))
+        .route(
+            "/v1/gemini-proxy/v1beta/models/{model}",
+            post(gemini_generate).fallback(wrong(Shape::Gemini)),
+        )
+        .route(
+            "/v1/gemini-proxy/v1/models/{model}",
+            post(gemini_generate).fallback(wrong(Shape::Gemini)),
+        )
         .route(
             "/v1/gemini-proxy/health",
-            get(|s: State<AppState>| health(s, Shape::Gemini)),
+            get(|s: State<AppState>| health(s, Shape::Gemini)).fallback(wrong(Shape::Gemini)),
         )
+        .route("/v1/gemini-proxy/{*rest}", any(missing(Shape::Gemini)))
         .layer(DefaultBodyLimit::max(limit))
+}
+
+/// A path the shape does not serve (404) or a method its route does not take (405).
+fn no_route(shape: Shape, status: StatusCode) -> Response {
+    let message = if status == StatusCode::METHOD_NOT_ALLOWED {
+        "method not allowed on this route"
+    } else {
+        "no such route"
+    };
+    (status, Json(errors::body_with_status(shape, status.as_u16(), message))).into_response()
 }
 
 fn shape_provider(shape: Shape) -> &'static str {
@@ -206,9 +240,25 @@ struct Call {
     started: Instant,
     shape: Shape,
     recorded: bool,
+    /// How the call is priced once delivered (set when its path is known).
+    pricing: Option<Pricing>,
+    /// The wallet reservation of a live call.
+    hold: Option<Hold>,
+}
+
+/// What the settlement needs: the requested tier, the delivering path, and the levers in force
+/// when the call started.
+struct Pricing {
+    requested_tier: Tier,
+    path: tokenone_core::catalogue::Path,
+    inferred: bool,
+    levers: Arc<Levers>,
 }
 
 impl Call {
+    /// Records the call once. A call that delivered (status 200, even if the stream was cut
+    /// later) is priced for its usage; a live one settles its hold in a task the client's
+    /// disconnect cannot cancel. A call that delivered nothing releases its hold.
     fn finish(&mut self, status: u16, error_code: Option<&str>) {
         if self.recorded {
             return;
@@ -217,7 +267,43 @@ impl Call {
         self.record.status = status;
         self.record.error_code = error_code.map(str::to_string);
         self.record.latency_ms = self.started.elapsed().as_millis() as i64;
-        self.state.writer.record(std::mem::take(&mut self.record));
+        let mut record = std::mem::take(&mut self.record);
+        let hold = self.hold.take();
+        let delivered = status == 200;
+        let figures = match (&self.pricing, delivered) {
+            (Some(p), true) => {
+                let usage = EconUsage {
+                    input: record.input_tokens.max(0) as u64,
+                    cached_input: record.cached_input_tokens.max(0) as u64,
+                    output: record.output_tokens.max(0) as u64,
+                };
+                let s = price_call(usage, p.requested_tier, &p.path, p.inferred, &p.levers);
+                record.burn_tokens = s.burn_tokens.min(i64::MAX as u64) as i64;
+                record.savings_tokens = s.savings_tokens.min(i64::MAX as u64) as i64;
+                record.pass_back_tokens = s.pass_back_tokens.min(i64::MAX as u64) as i64;
+                Some(s)
+            }
+            _ => None,
+        };
+        match (hold, figures) {
+            (Some(hold), Some(s)) => {
+                let state = self.state.clone();
+                self.state.tasks.spawn(async move {
+                    let money = state.wallet.settle(hold, s.burn_tokens, s.pass_back_tokens).await;
+                    record.uncollected_tokens = (s.burn_tokens - money.debited).min(i64::MAX as u64) as i64;
+                    state.writer.settle(Settled {
+                        record,
+                        money: Some(money),
+                    });
+                });
+            }
+            (hold, _) => {
+                if let Some(h) = hold {
+                    self.state.wallet.void(h);
+                }
+                self.state.writer.record(record);
+            }
+        }
     }
 
     fn set_usage(&mut self, u: Usage, estimated: bool) {
@@ -289,6 +375,8 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
         started,
         shape,
         recorded: false,
+        pricing: None,
+        hold: None,
     };
 
     // Rate limit: the key's override gets a bucket of its own; otherwise the tenant's.
@@ -360,8 +448,9 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
     }
 
     let routing = state.routing();
+    let levers = state.levers();
     let live = key.mode == KeyMode::Live;
-    let resolved = match native_path(&routing.catalogue, &routing.tiers, &model, |p| {
+    let resolved = match native_path(&routing.catalogue, &levers.model_tier_map, &model, |p| {
         !live || upstream::configured(&cfg, p)
     }) {
         Ok(r) => r,
@@ -386,6 +475,40 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
     call.record.provider = Some(resolved.path.provider.clone());
     call.record.tier = Some(resolved.path.tier.as_str().into());
     let call_id_str = call_id.to_string();
+    call.pricing = Some(Pricing {
+        requested_tier: resolved.requested_tier,
+        path: resolved.path.clone(),
+        inferred: resolved.inferred,
+        levers: levers.clone(),
+    });
+
+    if live {
+        // Reserve before anything goes upstream: the baseline cost of the estimated prompt and
+        // the maximum output, at the requested tier.
+        let est_in = tokenone_providers::estimate_tokens(features.text_chars);
+        let max_out = features
+            .max_output_tokens
+            .unwrap_or(cfg.wallet.reserve_default_output_tokens);
+        let amount = reservation_tokens(est_in, max_out, resolved.requested_tier, &levers);
+        match state.wallet.reserve(key.tenant_id, amount).await {
+            Ok(h) => call.hold = Some(h),
+            Err(tokenone_core::Error::InsufficientFunds(_)) => {
+                return call.fail(
+                    ErrorKind::InsufficientFunds,
+                    "insufficient_funds",
+                    "the wallet balance cannot cover this call; top up to continue",
+                )
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "wallet reservation failed");
+                return call.fail(
+                    ErrorKind::Unconfigured,
+                    "wallet_unavailable",
+                    "the wallet is unavailable; retry shortly",
+                );
+            }
+        }
+    }
 
     if !live {
         return sandbox(call, &body, &resolved, stream, limit, &call_id_str);
@@ -488,6 +611,20 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
     }
     let idle = Duration::from_millis(cfg.proxy.idle_timeout_ms.max(1));
     if stream {
+        // An answer that is not an event stream (an HTML error page, a JSON body) cannot be
+        // relayed as one: it is a failed upstream, not an empty 200 stream.
+        let is_sse = upstream_resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|c| c.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
+        if !is_sse {
+            return call.fail(
+                ErrorKind::UpstreamFailed,
+                "upstream_bad_response",
+                "the upstream answered with something that is not an event stream",
+            );
+        }
         let client_wants_usage = shape == Shape::OpenAi && tokenone_providers::openai_include_usage_requested(&body);
         let relay = RelayOptions {
             strip_usage_chunk,

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod members;
 pub mod ops;
 pub mod projects;
+pub mod wallet;
 
 use crate::state::AppState;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -21,7 +22,7 @@ use utoipa_axum::routes;
 #[openapi(
     info(title = "TokenOne", description = "Control plane of the TokenOne LLM gateway. Every answer is `{success, data}` or `{success: false, error, code}`."),
     modifiers(&BearerAuth),
-    tags((name = "auth"), (name = "projects"), (name = "keys"), (name = "members"))
+    tags((name = "auth"), (name = "projects"), (name = "keys"), (name = "members"), (name = "wallet"), (name = "admin"))
 )]
 pub struct ApiDoc;
 
@@ -49,5 +50,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(keys::revoke_key))
         .routes(routes!(members::list_members, members::invite_member))
         .routes(routes!(members::change_role))
+        .routes(routes!(wallet::balance))
+        .routes(routes!(wallet::ledger))
+        .routes(routes!(wallet::topup))
+        .routes(routes!(wallet::verify))
         .routes(routes!(members::remove_member))
 }

@@ -17,6 +17,10 @@ const ROUTES: &[&str] = &[
     "POST /api/tokenone/projects/{id}/keys",
     "GET /api/tokenone/projects/{id}/keys",
     "DELETE /api/tokenone/projects/{id}/keys/{keyId}",
+    "GET /api/wallet/balance",
+    "GET /api/wallet/ledger",
+    "POST /api/admin/wallets/{tenantId}/topup",
+    "GET /api/admin/ledger/verify",
     "GET /api/projects/{id}/members",
     "POST /api/projects/{id}/members",
     "PATCH /api/projects/{id}/members/{memberId}/role",
@@ -40,7 +44,8 @@ async fn openapi_covers_every_route(app: TestApp) {
         let concrete = path
             .replace("{id}", "00000000-0000-7000-8000-000000000000")
             .replace("{memberId}", "x")
-            .replace("{keyId}", "x");
+            .replace("{keyId}", "x")
+            .replace("{tenantId}", "x");
         let a = app.call(method.parse().unwrap(), &concrete, None, None).await;
         assert_ne!(a.body["error"], "no such route", "{route}");
         assert_ne!(a.status, 405, "{route}");
