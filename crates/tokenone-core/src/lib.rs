@@ -10,6 +10,7 @@ pub mod keys;
 pub mod model;
 pub mod repo;
 pub mod roles;
+pub mod routing;
 pub mod secret;
 pub mod services;
 pub mod tiers;

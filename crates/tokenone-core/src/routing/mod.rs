@@ -1,0 +1,44 @@
+//! Smart routing (economics.md): read a request and classify the tier it needs. Pure logic.
+//!
+//! # Classifier rules
+//! The classifier starts at `cheap` and only raises; each rule that fires adds its reason. The
+//! result is capped at the requested tier (`capped_at_requested`).
+//! - **Unsure → the requested tier**, and nothing else is judged: no user text to read
+//!   (`no_user_text`, e.g. an image-only message), or more than 32k prompt tokens
+//!   (`very_long_context`: too much to judge from a glance at its ends, and where a wrong
+//!   downgrade costs most).
+//! - **Size**: up to 1k prompt tokens `short_prompt`; up to 8k `medium_prompt`, balanced unless
+//!   the text names a light task (`light_task`: summarise, translate, classify, extract, rewrite,
+//!   proofread); above 8k `long_context`, balanced.
+//! - **Tools**: `tools` alone stays cheap (one lookup or one function call); with 6 or more
+//!   messages it is an agent loop: `many_turns`, balanced. Without tools (`no_tools`), 16 or more
+//!   messages are `many_turns`, balanced.
+//! - **Images**: `images`, balanced (charts, receipts and screenshots need more than a caption).
+//! - **Code**: code in the request or a programming task named in the text (`code`), balanced.
+//! - **JSON mode**: `json_mode`; filling it from more than a short prompt (schema extraction from
+//!   a document) is balanced, from a sentence stays cheap.
+//! - **Output**: a limit above 4096 tokens (`large_output`) is balanced; 16384 or more
+//!   (`very_large_output`, what reasoning models and long deliverables ask for) is heavy. 4096 and
+//!   below are common SDK defaults and say nothing.
+//! - **Reasoning** (`reasoning_cues`): a proof, derivation, step-by-step, "think carefully", a
+//!   probability or puzzle, or math notation is heavy (`deep_reasoning`); softer cues (analyse,
+//!   compare, trade-offs, explain why, root cause, design) are balanced, and heavy when they come
+//!   with code, a long context or a large output.
+//!
+//! Against the labelled set in `labelled.jsonl` (see `labelled.rs`), the test prints the
+//! agreement and the confusion matrix and holds a 75% floor.
+
+mod classify;
+mod traits;
+
+#[cfg(test)]
+mod labelled;
+
+pub use classify::{
+    classify, Classification, LARGE_OUTPUT_TOKENS, LONG_CONTEXT_TOKENS, MANY_TURNS, MANY_TURNS_WITH_TOOLS,
+    SHORT_PROMPT_TOKENS, VERY_LARGE_OUTPUT_TOKENS, VERY_LONG_CONTEXT_TOKENS,
+};
+pub use traits::{
+    estimate_tokens, has_reasoning_cues, names_code_task, names_light_task, reasoning, text_cues, Reasoning,
+    RequestTraits, TextCues,
+};
