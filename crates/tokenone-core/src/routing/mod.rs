@@ -1,4 +1,5 @@
-//! Smart routing (economics.md): read a request and classify the tier it needs. Pure logic.
+//! Smart routing (economics.md): read a request, classify the tier it needs and plan the
+//! cheapest eligible delivery path with a fallback. Pure logic.
 //!
 //! # Classifier rules
 //! The classifier starts at `cheap` and only raises; each rule that fires adds its reason. The
@@ -29,6 +30,7 @@
 //! agreement and the confusion matrix and holds a 75% floor.
 
 mod classify;
+mod plan;
 mod traits;
 
 #[cfg(test)]
@@ -38,6 +40,7 @@ pub use classify::{
     classify, Classification, LARGE_OUTPUT_TOKENS, LONG_CONTEXT_TOKENS, MANY_TURNS, MANY_TURNS_WITH_TOOLS,
     SHORT_PROMPT_TOKENS, VERY_LARGE_OUTPUT_TOKENS, VERY_LONG_CONTEXT_TOKENS,
 };
+pub use plan::{est_out, estimated_cost_usd, plan, Plan, PlanInput, EST_OUT_CAP};
 pub use traits::{
     estimate_tokens, has_reasoning_cues, names_code_task, names_light_task, reasoning, text_cues, Reasoning,
     RequestTraits, TextCues,
