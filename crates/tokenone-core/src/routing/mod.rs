@@ -1,5 +1,5 @@
-//! Smart routing (economics.md): read a request, classify the tier it needs and plan the
-//! cheapest eligible delivery path with a fallback. Pure logic.
+//! Smart routing (economics.md): read a request, classify the tier it needs, plan the cheapest
+//! eligible delivery path with a fallback, and decide under the router switch. Pure logic.
 //!
 //! # Classifier rules
 //! The classifier starts at `cheap` and only raises; each rule that fires adds its reason. The
@@ -30,7 +30,9 @@
 //! agreement and the confusion matrix and holds a 75% floor.
 
 mod classify;
+mod hints;
 mod plan;
+mod switch;
 mod traits;
 
 #[cfg(test)]
@@ -40,7 +42,9 @@ pub use classify::{
     classify, Classification, LARGE_OUTPUT_TOKENS, LONG_CONTEXT_TOKENS, MANY_TURNS, MANY_TURNS_WITH_TOOLS,
     SHORT_PROMPT_TOKENS, VERY_LARGE_OUTPUT_TOKENS, VERY_LONG_CONTEXT_TOKENS,
 };
+pub use hints::{Hints, MIN_TIER_HEADER, ROUTE_HEADER};
 pub use plan::{est_out, estimated_cost_usd, plan, Plan, PlanInput, EST_OUT_CAP};
+pub use switch::{decide, retryable, rollout_selects, Decision, RouterMode};
 pub use traits::{
     estimate_tokens, has_reasoning_cues, names_code_task, names_light_task, reasoning, text_cues, Reasoning,
     RequestTraits, TextCues,
