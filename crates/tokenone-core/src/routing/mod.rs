@@ -1,6 +1,16 @@
 //! Smart routing (economics.md): read a request, classify the tier it needs, plan the cheapest
 //! eligible delivery path with a fallback, and decide under the router switch. Pure logic.
 //!
+//! # The flow of one call
+//! 1. [`Hints::parse`] the client's headers (400 on an unknown value). With `pin`, deliver
+//!    [`Decision::native`] and skip the rest.
+//! 2. [`classify`] the [`RequestTraits`], then [`Hints::apply`] a `min_tier`.
+//! 3. [`plan`] over the catalogue, with `eligible` = enabled, configured and
+//!    `!breakers.is_open(..)`.
+//! 4. [`decide`] under the [`RouterMode`] and rollout; deliver, [`Breakers::record_attempt`];
+//!    on a failure before the first byte that is [`retryable`], record it on the breaker and
+//!    deliver on the fallback.
+//!
 //! # Classifier rules
 //! The classifier starts at `cheap` and only raises; each rule that fires adds its reason. The
 //! result is capped at the requested tier (`capped_at_requested`).
@@ -29,6 +39,7 @@
 //! Against the labelled set in `labelled.jsonl` (see `labelled.rs`), the test prints the
 //! agreement and the confusion matrix and holds a 75% floor.
 
+mod breaker;
 mod classify;
 mod hints;
 mod plan;
@@ -38,6 +49,7 @@ mod traits;
 #[cfg(test)]
 mod labelled;
 
+pub use breaker::{BreakerPolicy, BreakerState, Breakers};
 pub use classify::{
     classify, Classification, LARGE_OUTPUT_TOKENS, LONG_CONTEXT_TOKENS, MANY_TURNS, MANY_TURNS_WITH_TOOLS,
     SHORT_PROMPT_TOKENS, VERY_LARGE_OUTPUT_TOKENS, VERY_LONG_CONTEXT_TOKENS,
