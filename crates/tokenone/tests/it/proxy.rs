@@ -862,6 +862,9 @@ async fn keys_role_rules(app: TestApp) {
 // ---------------------------------------------------------------------------------------------
 // Authentication on the proxy
 
+/// A way of presenting a key: what it is, the path, the headers and the body.
+type Transport<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, &'a str);
+
 async fn proxy_accepts_each_key_transport(app: TestApp) {
     let s = setup(app).await;
     let key = s.dev.as_str();
@@ -871,7 +874,7 @@ async fn proxy_accepts_each_key_transport(app: TestApp) {
     let bearer = format!("Bearer {key}");
     let gen = "/v1/gemini-proxy/v1beta/models/gemini-1.5-flash:generateContent";
     let b = bearer.as_str();
-    let ok: Vec<(&str, String, Vec<(&str, &str)>, &str)> = vec![
+    let ok: Vec<Transport> = vec![
         ("openai bearer", OPENAI.into(), vec![("authorization", b)], oa.as_str()),
         ("openai x-api-key", OPENAI.into(), vec![("x-api-key", key)], oa.as_str()),
         (
