@@ -1811,10 +1811,60 @@ async fn upstream_5xx_is_502(app: TestApp) {
         .script(Behaviour::Status(503, json!({"error": {"message": "overloaded"}})));
     let a = s.ask(Sh::Anthropic, &s.live, "gpt-4o", "x", false).await;
     assert_native(&a, Sh::Anthropic, Kind::Upstream);
-    let rows = s.calls(7).await;
-    assert_eq!(outcomes(&rows), outcome(7, 502, "upstream_error"));
+    // The gateway's own credential refused, or the vendor's limit hit: not the client's fault
+    // (its key is fine, and the gateway's rate limit did not refuse it).
+    for status in [401, 429] {
+        s.up.gemini.script(Behaviour::Status(
+            status,
+            json!({"error": {"code": status, "message": "API key not valid", "status": "UNAUTHENTICATED"}}),
+        ));
+        let a = s.ask(Sh::Gemini, &s.live, "gemini-1.5-flash", "x", false).await;
+        let m = assert_native(&a, Sh::Gemini, Kind::Upstream);
+        assert!(!m.contains("API key not valid"), "{m}");
+    }
+    let rows = s.calls(9).await;
+    assert_eq!(outcomes(&rows), outcome(9, 502, "upstream_error"));
     for r in &rows {
         assert_usage_sane(r);
+    }
+}
+
+/// An upstream that cannot be reached is a failed upstream, in the client's shape.
+async fn upstream_unreachable_is_502(app: TestApp) {
+    // Port 1 on the loopback: the connection is refused at once.
+    let s = setup_with(app, |c| c.providers.openai.base_url = "http://127.0.0.1:1/v1".into()).await;
+    for (sh, stream) in [(Sh::OpenAi, false), (Sh::OpenAi, true), (Sh::Anthropic, false)] {
+        let model = if sh == Sh::OpenAi { "gpt-4o-mini" } else { "gpt-4o" };
+        let a = s.ask(sh, &s.live, model, "x", stream).await;
+        assert_native(&a, sh, Kind::Upstream);
+    }
+    assert!(s.up.openai.requests().is_empty());
+    let rows = s.calls(3).await;
+    assert_eq!(outcomes(&rows), outcome(3, 502, "upstream_error"));
+}
+
+/// A 200 answer without usage figures: the call is metered from the text, marked estimated.
+async fn upstream_answer_without_usage_is_estimated(app: TestApp) {
+    let s = setup(app).await;
+    let answer = json!({"id": "chatcmpl-x", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "twelve chars"}, "finish_reason": "stop"}]});
+    let prompt = "seventeen chars!!";
+    s.up.openai.script(Behaviour::Status(200, answer.clone()));
+    let a = s.ask(Sh::OpenAi, &s.live, "gpt-4o-mini", prompt, false).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(Sh::OpenAi.text(&a.body), "twelve chars");
+    s.up.openai.script(Behaviour::Status(200, answer));
+    let a = s.ask(Sh::Anthropic, &s.live, "gpt-4o", prompt, false).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(Sh::Anthropic.text(&a.body), "twelve chars");
+    let rows = s.calls(2).await;
+    for r in &rows {
+        assert_eq!(r["status"], 200, "{r}");
+        assert!(r["error_code"].is_null(), "{r}");
+        assert_eq!(r["usage_estimated"], 1, "{r}");
+        // ceil(17 / 4) and ceil(12 / 4).
+        assert_eq!(r["input_tokens"], estimate_tokens(prompt), "{r}");
+        assert_eq!(r["output_tokens"], estimate_tokens("twelve chars"), "{r}");
     }
 }
 
@@ -2275,6 +2325,8 @@ both_backends!(
     cross_shape_gemini_client_anthropic_upstream,
     cross_shape_openai_stream_usage_chunk,
     upstream_5xx_is_502,
+    upstream_unreachable_is_502,
+    upstream_answer_without_usage_is_estimated,
     upstream_client_errors_are_relayed,
     upstream_first_byte_timeout_is_504,
     upstream_redirect_and_garbage_are_502,
