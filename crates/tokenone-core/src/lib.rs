@@ -1,6 +1,7 @@
 //! TokenOne's domain: everything that is true whatever the transport or the database.
 //! Depends on neither axum nor sqlx; the server and the store depend on it.
 
+pub mod admin;
 pub mod catalogue;
 pub mod config;
 pub mod economics;
@@ -13,6 +14,7 @@ pub mod roles;
 pub mod routing;
 pub mod secret;
 pub mod services;
+pub mod settings;
 pub mod tiers;
 pub mod time;
 pub mod tokens;

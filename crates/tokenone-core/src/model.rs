@@ -218,6 +218,8 @@ pub struct CallRecord {
     pub savings_tokens: i64,
     pub pass_back_tokens: i64,
     pub uncollected_tokens: i64,
+    /// In shadow mode: what routing would have saved on this natively delivered call.
+    pub shadow_savings_tokens: i64,
     pub latency_ms: i64,
     /// The HTTP status the client got.
     pub status: u16,
@@ -267,13 +269,31 @@ pub struct TopupRequest {
 
 #[derive(Debug, Clone)]
 pub enum TopupOutcome {
-    /// Credited now: the ledger entry and the new balance.
-    Applied {
-        entry: crate::economics::LedgerEntry,
-        balance_tokens: i64,
-    },
+    /// Credited now: the answer (also stored for replays).
+    Applied(serde_json::Value),
     /// The key was used before with the same body: the stored answer.
     Replayed(serde_json::Value),
     /// The key was used before with another body.
     KeyReused,
+}
+
+/// One row of the daily roll-up (per tenant, project, day, mode, requested and delivered model).
+#[derive(Debug, Clone, Default)]
+pub struct RollupRow {
+    pub project_id: String,
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    pub mode: String,
+    pub requested_model: String,
+    pub delivered_model: String,
+    pub calls: i64,
+    pub routed_calls: i64,
+    pub shadow_calls: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub burn_tokens: i64,
+    pub savings_tokens: i64,
+    pub shadow_savings_tokens: i64,
+    pub pass_back_tokens: i64,
+    pub uncollected_tokens: i64,
 }

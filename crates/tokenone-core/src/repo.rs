@@ -121,6 +121,8 @@ pub trait CallRepo: Send + Sync {
     async fn settle_calls(&self, batch: &[Settled], ledger_key: &[u8]) -> Result<()>;
     /// Newest first, for a project.
     async fn recent_calls(&self, project: ProjectId, limit: i64) -> Result<Vec<CallRecord>>;
+    /// Roll-up rows of `tenant` from `from_day` (`YYYY-MM-DD`, inclusive); `tenant: None` for all.
+    async fn rollups(&self, tenant: Option<TenantId>, from_day: &str) -> Result<Vec<RollupRow>>;
 }
 
 #[async_trait]
@@ -143,10 +145,14 @@ pub trait WalletRepo: Send + Sync {
     async fn renew_leases(&self, replica: &str, expires_at: Millis) -> Result<()>;
     /// Releases what expired leases (crashed replicas) still hold; returns the tokens released.
     async fn sweep_leases(&self, now: Millis) -> Result<u64>;
-    /// Credits a top-up with its ledger entry, under its idempotency key, in one transaction.
-    async fn topup(&self, req: &TopupRequest, ledger_key: &[u8]) -> Result<TopupOutcome>;
-    /// Stores the answer to replay for an idempotency key.
-    async fn store_idempotent_answer(&self, key: &str, answer: &serde_json::Value) -> Result<()>;
+    /// Credits a top-up with its ledger entry under its idempotency key, and stores the answer
+    /// `answer(entry id, entry seq, new balance)` to replay for that key, all in one transaction.
+    async fn topup(
+        &self,
+        req: &TopupRequest,
+        ledger_key: &[u8],
+        answer: &(dyn Fn(uuid::Uuid, u64, i64) -> serde_json::Value + Send + Sync),
+    ) -> Result<TopupOutcome>;
     /// A page of a tenant's ledger, newest first, below `before_seq`.
     async fn ledger_page(&self, tenant: TenantId, before_seq: Option<u64>, limit: i64) -> Result<Vec<LedgerEntry>>;
     /// A tenant's whole chain in `seq` order (verification).
@@ -155,13 +161,95 @@ pub trait WalletRepo: Send + Sync {
     async fn wallet_tenants(&self) -> Result<Vec<TenantId>>;
 }
 
+/// The stored smart-router switch.
+#[derive(Debug, Clone)]
+pub struct RouterState {
+    pub mode: String,
+    pub rollout_pct: u8,
+    pub updated_at: Millis,
+    pub updated_by: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// Routing figures of the last 24 hours.
+#[derive(Debug, Clone, Default)]
+pub struct RouterStats {
+    pub calls: i64,
+    pub routed_calls: i64,
+    pub shadow_calls: i64,
+    pub savings_tokens: i64,
+    pub shadow_savings_tokens: i64,
+}
+
+#[async_trait]
+pub trait RouterRepo: Send + Sync {
+    async fn router_state(&self) -> Result<RouterState>;
+    /// Stores the switch and bumps the `router` runtime version, in one transaction.
+    async fn set_router_state(&self, state: &RouterState) -> Result<()>;
+    /// Delivered calls since `since`.
+    async fn router_stats(&self, since: Millis) -> Result<RouterStats>;
+}
+
 /// Everything the server needs from storage.
 #[async_trait]
 pub trait Store:
-    IdentityRepo + ProjectRepo + MemberRepo + AuditRepo + SecretRepo + KeyRepo + CallRepo + WalletRepo + Send + Sync
+    IdentityRepo
+    + ProjectRepo
+    + MemberRepo
+    + AuditRepo
+    + SecretRepo
+    + KeyRepo
+    + CallRepo
+    + WalletRepo
+    + AdminRepo
+    + RouterRepo
+    + Send
+    + Sync
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Reachable and migrated.
     async fn ready(&self) -> Result<()>;
+}
+
+/// Platform administration: settings, levers, runtime versions, audit log, tenants, call export.
+#[async_trait]
+pub trait AdminRepo: Send + Sync {
+    async fn settings(&self) -> Result<Vec<crate::admin::StoredSetting>>;
+    /// Upserts a setting (exactly one of `value` / `sealed`) and bumps the `settings` version, in
+    /// one transaction; returns the new version.
+    async fn put_setting(&self, row: &crate::admin::StoredSetting, by: UserId) -> Result<i64>;
+    /// Deletes a setting and bumps the version; `None` (nothing changed) when it was not stored.
+    async fn delete_setting(&self, key: &str) -> Result<Option<i64>>;
+    /// Every `runtime_versions` row: (kind, version).
+    async fn runtime_versions(&self) -> Result<Vec<(String, i64)>>;
+    async fn levers(&self) -> Result<Vec<crate::admin::StoredLever>>;
+    /// Stores a lever's new value and its history row, bumping the `levers` version, in one
+    /// transaction serialised against other lever writes. The history row's `old_value` is filled
+    /// in from what was stored (`default_old` when nothing was); returns the row as written.
+    async fn put_lever(
+        &self,
+        change: &crate::admin::LeverChange,
+        default_old: &str,
+    ) -> Result<crate::admin::LeverChange>;
+    /// A lever's history, newest first, below the history id `before`.
+    async fn lever_history(
+        &self,
+        name: &str,
+        before: Option<uuid::Uuid>,
+        limit: i64,
+    ) -> Result<Vec<crate::admin::LeverChange>>;
+    /// Audit rows, newest first, below the id `before`, optionally of one action.
+    async fn audit_page(&self, action: Option<&str>, before: Option<uuid::Uuid>, limit: i64)
+        -> Result<Vec<AuditEntry>>;
+    async fn tenant_figures(&self) -> Result<Vec<crate::admin::TenantFigures>>;
+    /// Calls matching `filter`, newest first (by `at`, then id), strictly after the `(at, id)`
+    /// position `after` of the previous page.
+    async fn calls_page(
+        &self,
+        filter: &crate::admin::CallFilter,
+        after: Option<(Millis, uuid::Uuid)>,
+        limit: i64,
+    ) -> Result<Vec<CallRecord>>;
+    async fn router_row(&self) -> Result<Option<crate::admin::RouterRow>>;
 }

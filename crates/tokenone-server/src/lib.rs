@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod proxy;
 pub mod routes;
+pub mod runtime;
 pub mod state;
 
 use anyhow::Context;
@@ -59,6 +60,9 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
         .context("connecting to the database")?;
     let store: Arc<dyn Store> = Arc::new(store);
     let vault = Vault::new(load_master_key(&cfg)?);
+    // From here on `cfg` is the effective configuration: file and environment, then stored settings.
+    let admin = tokenone_core::services::admin::AdminService::new(store.clone(), vault.clone(), cfg.clone());
+    let (cfg, stored_levers): (Config, Levers) = runtime::initial(&admin).await;
     let jwt_secret = if cfg.auth.jwt_secret.is_empty() {
         server_secret(store.as_ref(), &vault, "jwt").await?
     } else {
@@ -73,6 +77,15 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
     let identity = IdentityService::new(store.clone(), JwtKeys::new(&jwt_secret), live.clone());
     let projects = ProjectService::new(store.clone(), live.clone());
     let keys = KeyService::new(store.clone(), pepper);
+    let summary = tokenone_core::services::summary::SummaryService::new(store.clone(), projects.clone());
+    let router_service = tokenone_core::services::router::RouterService::new(store.clone());
+    let router_now = match router_service.current().await {
+        Ok((mode, pct, _)) => (mode, pct),
+        Err(e) => {
+            tracing::error!(error = %e, "router state unreadable at start; routing on at 100%");
+            (tokenone_core::routing::RouterMode::On, 100)
+        }
+    };
     let wallet = WalletService::new(store.clone(), replica_id.clone(), live.clone());
     let rate_limiter = proxy::ratelimit::RateLimiter::new(redis.clone());
     let ledger_key = server_secret(store.as_ref(), &vault, "ledger").await?;
@@ -107,11 +120,17 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
         redis,
         wallet,
         ledger,
-        levers: std::sync::RwLock::new(Arc::new(Levers::default())),
+        summary,
+        levers: std::sync::RwLock::new(Arc::new(stored_levers)),
         tasks: tokio_util::task::TaskTracker::new(),
+        router: std::sync::RwLock::new(router_now),
+        router_service,
+        breakers: tokenone_core::routing::Breakers::new(tokenone_core::routing::BreakerPolicy::default()),
         metrics,
         started_at: tokenone_core::time::now_ms(),
         replica_id,
+        admin,
+        runtime: runtime::Runtime::default(),
     })))
 }
 
@@ -205,6 +224,7 @@ pub async fn serve_state(
     let router = app(state.clone());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let background = tokio::spawn(background(state.clone()));
+    let sync = tokio::spawn(runtime::sync(state.clone()));
     tracing::info!(addr = %listener.local_addr()?, backend = state.store.backend(), "TokenOne listening");
     tokio::pin!(shutdown);
     loop {
@@ -241,6 +261,7 @@ pub async fn serve_state(
         _ = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
     }
     background.abort();
+    sync.abort();
     // In-flight settlements first, then the last batch, then the unused leases.
     state.tasks.close();
     state.tasks.wait().await;
@@ -258,13 +279,17 @@ async fn background(state: AppState) {
         tick.tick().await;
         n += 1;
         state.wallet.return_idle(Duration::from_secs(5)).await;
+        // The router switch follows the database within a second on every replica.
+        if let Ok((mode, pct, _)) = state.router_service.current().await {
+            *state.router.write().unwrap_or_else(|p| p.into_inner()) = (mode, pct);
+        }
         let ttl = state.cfg.get().wallet.reservation_ttl_seconds.max(3);
-        if n % (ttl / 3) == 0 {
+        if n.is_multiple_of(ttl / 3) {
             if let Err(e) = state.wallet.renew().await {
                 tracing::warn!(error = %e, "renewing wallet leases failed");
             }
         }
-        if n % 30 == 0 {
+        if n.is_multiple_of(30.min(ttl)) {
             match state.wallet.sweep().await {
                 Ok(0) => {}
                 Ok(t) => tracing::warn!(tokens = t, "released expired wallet leases of a stopped replica"),

@@ -7,10 +7,13 @@ use crate::proxy::writer::CallWriter;
 use std::sync::{Arc, RwLock};
 use tokenone_core::catalogue::Path;
 use tokenone_core::economics::Levers;
+use tokenone_core::routing::{Breakers, RouterMode};
 use tokenone_core::repo::Store;
 use tokenone_core::services::identity::IdentityService;
 use tokenone_core::services::keys::KeyService;
 use tokenone_core::services::ledger::LedgerService;
+use tokenone_core::services::router::RouterService;
+use tokenone_core::services::summary::SummaryService;
 use tokenone_core::services::live::LiveConfig;
 use tokenone_core::services::projects::ProjectService;
 use tokenone_core::services::wallet::WalletService;
@@ -35,12 +38,22 @@ pub struct Inner {
     pub redis: Option<redis::aio::ConnectionManager>,
     pub wallet: WalletService,
     pub ledger: LedgerService,
+    pub summary: SummaryService,
     pub levers: RwLock<Arc<Levers>>,
+    /// The smart-router switch in force: mode and rollout percentage.
+    pub router: RwLock<(RouterMode, u8)>,
+    /// Circuit breakers of delivery paths (this replica's view).
+    pub breakers: Breakers,
+    pub router_service: RouterService,
     /// Settlement tasks; shutdown waits for them before the writer's last flush.
     pub tasks: TaskTracker,
     pub metrics: Metrics,
     pub started_at: i64,
     pub replica_id: String,
+    /// Settings, levers, audit log, tenants and the call-log export (admin.md).
+    pub admin: tokenone_core::services::admin::AdminService,
+    /// Which stored settings and levers this replica has loaded.
+    pub runtime: crate::runtime::Runtime,
 }
 
 impl std::ops::Deref for AppState {
@@ -60,6 +73,11 @@ impl Inner {
     /// The routing table in force (cheap: an `Arc` clone).
     pub fn routing(&self) -> Arc<RoutingTable> {
         self.routing.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The smart-router switch in force.
+    pub fn router_mode(&self) -> (RouterMode, u8) {
+        *self.router.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The commercial levers in force.

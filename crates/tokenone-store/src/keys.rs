@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use tokenone_core::ids::ProjectId;
 use tokenone_core::keys::{ApiKey, KeyAuth, KeyId, KeyMode};
-use tokenone_core::model::{CallRecord, Settled};
+use tokenone_core::model::{CallRecord, RollupRow, Settled};
 use tokenone_core::repo::{CallRepo, KeyRepo};
 use tokenone_core::time::Millis;
 use tokenone_core::{Error, Result};
@@ -63,6 +63,7 @@ pub(crate) fn call(r: &AnyRow) -> Result<CallRecord> {
         savings_tokens: rows::get(r, "savings_tokens")?,
         pass_back_tokens: rows::get(r, "pass_back_tokens")?,
         uncollected_tokens: rows::get(r, "uncollected_tokens")?,
+        shadow_savings_tokens: rows::get(r, "shadow_savings_tokens")?,
         latency_ms: rows::get(r, "latency_ms")?,
         status: rows::get::<i64>(r, "status")? as u16,
         error_code: rows::get(r, "error_code")?,
@@ -73,9 +74,9 @@ pub(crate) const INSERT_CALL: &str =
     "INSERT INTO calls (id, at, tenant_id, project_id, key_id, mode, shape, requested_model, requested_tier,
     needed_tier, delivered_model, provider, tier, routed, fallback_used, reasons, shadow_pick, stream, input_tokens,
     cached_input_tokens, output_tokens, usage_estimated, burn_tokens, savings_tokens, pass_back_tokens,
-    uncollected_tokens, latency_ms, status, error_code)
+    uncollected_tokens, latency_ms, status, error_code, shadow_savings_tokens)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23,
-    $24, $25, $26, $27, $28, $29)
+    $24, $25, $26, $27, $28, $29, $30)
     ON CONFLICT (id) DO NOTHING";
 
 #[async_trait]
@@ -190,8 +191,38 @@ impl CallRepo for SqlStore {
         crate::wallet::settle_calls(self, batch, ledger_key).await
     }
 
+    async fn rollups(&self, tenant: Option<tokenone_core::ids::TenantId>, from_day: &str) -> Result<Vec<RollupRow>> {
+        sqlx::query("SELECT * FROM rollups_daily WHERE ($1 = '' OR tenant_id = $1) AND day >= $2")
+            .bind(tenant.map(|t| t.to_string()).unwrap_or_default())
+            .bind(from_day.to_string())
+            .fetch_all(self.r())
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|r| {
+                Ok(RollupRow {
+                    project_id: rows::get(r, "project_id")?,
+                    day: rows::get(r, "day")?,
+                    mode: rows::get(r, "mode")?,
+                    requested_model: rows::get(r, "requested_model")?,
+                    delivered_model: rows::get(r, "delivered_model")?,
+                    calls: rows::get(r, "calls")?,
+                    routed_calls: rows::get(r, "routed_calls")?,
+                    shadow_calls: rows::get(r, "shadow_calls")?,
+                    input_tokens: rows::get(r, "input_tokens")?,
+                    output_tokens: rows::get(r, "output_tokens")?,
+                    burn_tokens: rows::get(r, "burn_tokens")?,
+                    savings_tokens: rows::get(r, "savings_tokens")?,
+                    shadow_savings_tokens: rows::get(r, "shadow_savings_tokens")?,
+                    pass_back_tokens: rows::get(r, "pass_back_tokens")?,
+                    uncollected_tokens: rows::get(r, "uncollected_tokens")?,
+                })
+            })
+            .collect()
+    }
+
     async fn recent_calls(&self, project: ProjectId, limit: i64) -> Result<Vec<CallRecord>> {
-        sqlx::query("SELECT * FROM calls WHERE project_id = $1 ORDER BY at DESC, id DESC LIMIT $2")
+        sqlx::query("SELECT * FROM calls WHERE project_id = $1 AND delivered_model IS NOT NULL ORDER BY at DESC, id DESC LIMIT $2")
             .bind(project.to_string())
             .bind(limit)
             .fetch_all(self.r())

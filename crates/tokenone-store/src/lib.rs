@@ -5,9 +5,11 @@
 //! the same integration tests exercise both. Rules live in the services, not here: the store
 //! offers atomic mechanisms (guarded updates, conditional inserts) and reports what happened.
 
+mod admin;
 mod identity;
 mod keys;
 mod projects;
+mod router;
 mod rows;
 mod wallet;
 

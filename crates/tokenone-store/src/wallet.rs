@@ -190,6 +190,7 @@ pub(crate) async fn settle_calls(store: &SqlStore, batch: &[Settled], key: &[u8]
             .bind(c.latency_ms)
             .bind(c.status as i64)
             .bind(c.error_code.clone())
+            .bind(c.shadow_savings_tokens)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?
@@ -246,16 +247,8 @@ pub(crate) async fn settle_calls(store: &SqlStore, batch: &[Settled], key: &[u8]
 }
 
 async fn rollup(tx: &mut Tx<'_>, c: &tokenone_core::model::CallRecord) -> Result<()> {
-    let shadow_savings = if c.shadow_pick.is_some() && !c.routed {
-        c.savings_tokens
-    } else {
-        0
-    };
-    let savings = if c.shadow_pick.is_some() && !c.routed {
-        0
-    } else {
-        c.savings_tokens
-    };
+    let shadow_savings = c.shadow_savings_tokens;
+    let savings = c.savings_tokens;
     sqlx::query(
         "INSERT INTO rollups_daily (tenant_id, project_id, day, mode, requested_model, delivered_model, calls, routed_calls,
          shadow_calls, input_tokens, output_tokens, burn_tokens, savings_tokens, shadow_savings_tokens, pass_back_tokens,
@@ -443,7 +436,12 @@ impl WalletRepo for SqlStore {
         Ok(released)
     }
 
-    async fn topup(&self, req: &TopupRequest, key: &[u8]) -> Result<TopupOutcome> {
+    async fn topup(
+        &self,
+        req: &TopupRequest,
+        key: &[u8],
+        answer: &(dyn Fn(uuid::Uuid, u64, i64) -> serde_json::Value + Send + Sync),
+    ) -> Result<TopupOutcome> {
         let mut tx = self.w().begin().await.map_err(db_err)?;
         // The key row is written first, in the same transaction as the credit: of concurrent
         // duplicates exactly one inserts it (PostgreSQL makes the others wait on the unique index).
@@ -497,24 +495,17 @@ impl WalletRepo for SqlStore {
             return Err(Error::not_found("tenant"));
         };
         let balance: i64 = rows::get(&updated, "balance_tokens")?;
-        tx.commit().await.map_err(db_err)?;
-        let entry = entries
-            .pop()
-            .ok_or_else(|| Error::internal(anyhow::anyhow!("no ledger entry")))?;
-        Ok(TopupOutcome::Applied {
-            entry,
-            balance_tokens: balance,
-        })
-    }
-
-    async fn store_idempotent_answer(&self, key: &str, answer: &serde_json::Value) -> Result<()> {
+        let entry = entries.pop().ok_or_else(|| Error::internal(anyhow::anyhow!("no ledger entry")))?;
+        let response = answer(entry.id, entry.seq, balance);
+        // Stored before commit: a concurrent duplicate that waited on the key sees the answer.
         sqlx::query("UPDATE idempotency_keys SET response = $2 WHERE key = $1")
-            .bind(key.to_string())
-            .bind(answer.to_string())
-            .execute(self.w())
+            .bind(req.idempotency_key.clone())
+            .bind(response.to_string())
+            .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        Ok(())
+        tx.commit().await.map_err(db_err)?;
+        Ok(TopupOutcome::Applied(response))
     }
 
     async fn ledger_page(&self, tenant: TenantId, before_seq: Option<u64>, limit: i64) -> Result<Vec<LedgerEntry>> {

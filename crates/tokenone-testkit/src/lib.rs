@@ -413,6 +413,19 @@ impl TestApp {
             .expect("number")
     }
 
+    /// Flips the smart-router switch (`off`, `shadow`, `on`) as the platform admin.
+    pub async fn router(&self, mode: &str, rollout_pct: u8) {
+        let admin = self.admin_token().await;
+        let a = self
+            .post(
+                "/api/admin/smart-router-flip",
+                Some(&admin),
+                json!({"mode": mode, "rolloutPct": rollout_pct, "reason": "set by the test"}),
+            )
+            .await;
+        a.assert_ok(200);
+    }
+
     /// Tops up the wallet of the tenant behind `token` with plenty for tests.
     pub async fn fund(&self, token: &str) {
         let tenant = self.tenant_of(token).await;

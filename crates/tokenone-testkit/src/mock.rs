@@ -52,6 +52,8 @@ pub struct Recorded {
 
 #[derive(Clone)]
 struct Shared {
+    /// While closed, every request waits before answering (lets a test hold calls in flight).
+    gate: tokio::sync::watch::Sender<bool>,
     format: Format,
     script: Arc<Mutex<VecDeque<Behaviour>>>,
     requests: Arc<Mutex<Vec<Recorded>>>,
@@ -66,11 +68,8 @@ pub struct MockUpstream {
 
 impl MockUpstream {
     pub async fn start(format: Format) -> MockUpstream {
-        let shared = Shared {
-            format,
-            script: Default::default(),
-            requests: Default::default(),
-        };
+        let (gate, _) = tokio::sync::watch::channel(true);
+        let shared = Shared { gate, format, script: Default::default(), requests: Default::default() };
         let app = Router::new()
             .route("/v1/chat/completions", post(handle))
             .route("/v1/messages", post(handle))
@@ -95,6 +94,15 @@ impl MockUpstream {
     /// Queues behaviours for the next requests (then back to normal replies).
     pub fn script(&self, b: Behaviour) {
         self.shared.script.lock().expect("lock").push_back(b);
+    }
+
+    /// Holds every following request until `open_gate`.
+    pub fn close_gate(&self) {
+        self.shared.gate.send_replace(false);
+    }
+
+    pub fn open_gate(&self) {
+        self.shared.gate.send_replace(true);
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -134,6 +142,8 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
         headers,
         body: body.clone(),
     });
+    let mut gate = s.gate.subscribe();
+    let _ = gate.wait_for(|open| *open).await;
     let behaviour = s.script.lock().expect("lock").pop_front();
     let stream = match s.format {
         Format::Gemini => path.contains("streamGenerateContent"),

@@ -31,6 +31,11 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// The signed ledger.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
     /// Configuration helpers.
     Config {
         #[command(subcommand)]
@@ -56,6 +61,13 @@ enum AdminCommand {
         #[arg(long)]
         platform_admin: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Recompute every chain and signature and check each wallet against its postings; exit 1
+    /// on the first bad entry.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -168,6 +180,21 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("created user {} ({}) in tenant {}", user.email, user.id, user.tenant_id);
             if generated {
                 eprintln!("password: {password}");
+            }
+            Ok(())
+        }
+        Command::Ledger { command: LedgerCommand::Verify } => {
+            let state = tokenone_server::build_state(cfg).await?;
+            let r = state.ledger.verify().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "ok": r.ok, "tenantsChecked": r.tenants_checked, "entriesChecked": r.entries_checked,
+                    "firstBad": r.first_bad,
+                })
+            );
+            if !r.ok {
+                std::process::exit(1);
             }
             Ok(())
         }

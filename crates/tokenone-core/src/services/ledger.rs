@@ -107,21 +107,21 @@ impl LedgerService {
             memo: t.reason.chars().take(500).collect(),
             at: now_ms(),
         };
-        match self.store.topup(&req, &self.key).await? {
+        let key = t.idempotency_key.clone();
+        let answer = move |entry_id: uuid::Uuid, seq: u64, balance: i64| {
+            json!({
+                "tenantId": tenant.to_string(),
+                "creditedTokens": amount.to_string(),
+                "balanceTokens": balance.to_string(),
+                "ledgerEntryId": entry_id.to_string(),
+                "seq": seq.to_string(),
+                "idempotencyKey": key,
+            })
+        };
+        match self.store.topup(&req, &self.key, &answer).await? {
             TopupOutcome::Replayed(v) => Ok(v),
             TopupOutcome::KeyReused => Err(Error::conflict("this idempotency key was used for a different top-up")),
-            TopupOutcome::Applied { entry, balance_tokens } => {
-                let answer = json!({
-                    "tenantId": tenant.to_string(),
-                    "creditedTokens": amount.to_string(),
-                    "balanceTokens": balance_tokens.to_string(),
-                    "ledgerEntryId": entry.id.to_string(),
-                    "seq": entry.seq.to_string(),
-                    "idempotencyKey": t.idempotency_key,
-                });
-                self.store
-                    .store_idempotent_answer(&req.idempotency_key, &answer)
-                    .await?;
+            TopupOutcome::Applied(answer) => {
                 audit(
                     &self.store,
                     ctx,

@@ -1,11 +1,14 @@
 //! Plain async services: handlers parse and authorise, then call exactly one of these.
 
+pub mod admin;
 pub mod identity;
 pub mod keys;
 pub mod ledger;
 pub mod live;
 pub mod projects;
+pub mod router;
 pub mod secrets;
+pub mod summary;
 pub mod wallet;
 
 use crate::model::{AuditEntry, Ctx};

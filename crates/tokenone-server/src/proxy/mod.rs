@@ -19,7 +19,11 @@ use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokenone_core::catalogue::{native_path, NoPath, Resolved};
+use tokenone_core::catalogue::{native_path, NoPath};
+use tokenone_core::routing::{
+    classify, decide, has_reasoning_cues, plan as route_plan, retryable as route_retryable, Decision, Hints, PlanInput,
+    RequestTraits, MIN_TIER_HEADER, ROUTE_HEADER,
+};
 use tokenone_core::economics::{price_call, reservation_tokens, Levers, Usage as EconUsage};
 use tokenone_core::keys::{looks_like_key, KeyAuth, KeyMode};
 use tokenone_core::model::{CallRecord, Settled};
@@ -244,6 +248,8 @@ struct Call {
     pricing: Option<Pricing>,
     /// The wallet reservation of a live call.
     hold: Option<Hold>,
+    /// In shadow mode, the path routing would have delivered on (to price what it would save).
+    shadow: Option<tokenone_core::catalogue::Path>,
 }
 
 /// What the settlement needs: the requested tier, the delivering path, and the levers in force
@@ -256,6 +262,14 @@ struct Pricing {
 }
 
 impl Call {
+    /// Names `path` as the delivering path of the call (record and pricing).
+    fn deliver_on(&mut self, path: &tokenone_core::catalogue::Path, inferred: bool, requested_tier: Tier, levers: &Arc<Levers>) {
+        self.record.delivered_model = Some(path.public_model.clone());
+        self.record.provider = Some(path.provider.clone());
+        self.record.tier = Some(path.tier.as_str().into());
+        self.pricing = Some(Pricing { requested_tier, path: path.clone(), inferred, levers: levers.clone() });
+    }
+
     /// Records the call once. A call that delivered (status 200, even if the stream was cut
     /// later) is priced for its usage; a live one settles its hold in a task the client's
     /// disconnect cannot cancel. A call that delivered nothing releases its hold.
@@ -278,6 +292,12 @@ impl Call {
                     output: record.output_tokens.max(0) as u64,
                 };
                 let s = price_call(usage, p.requested_tier, &p.path, p.inferred, &p.levers);
+                if let Some(pick) = &self.shadow {
+                    // What routing would have saved on this natively delivered call (same usage).
+                    let routed = price_call(usage, p.requested_tier, pick, false, &p.levers);
+                    record.shadow_savings_tokens =
+                        s.burn_tokens.saturating_sub(routed.burn_tokens).min(i64::MAX as u64) as i64;
+                }
                 record.burn_tokens = s.burn_tokens.min(i64::MAX as u64) as i64;
                 record.savings_tokens = s.savings_tokens.min(i64::MAX as u64) as i64;
                 record.pass_back_tokens = s.pass_back_tokens.min(i64::MAX as u64) as i64;
@@ -334,7 +354,7 @@ fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
-fn success_headers(resp: &mut Response, call_id: &str, r: &Resolved, limit: ratelimit::Decision) {
+fn success_headers(resp: &mut Response, call_id: &str, path: &tokenone_core::catalogue::Path, limit: ratelimit::Decision) {
     let h = resp.headers_mut();
     let mut put = |k: &'static str, v: &str| {
         if let Ok(v) = HeaderValue::from_str(v) {
@@ -342,9 +362,9 @@ fn success_headers(resp: &mut Response, call_id: &str, r: &Resolved, limit: rate
         }
     };
     put("x-tokenone-call-id", call_id);
-    put("x-tokenone-provider", &r.path.provider);
-    put("x-tokenone-model", &r.path.public_model);
-    put("x-tokenone-tier", r.path.tier.as_str());
+    put("x-tokenone-provider", &path.provider);
+    put("x-tokenone-model", &path.public_model);
+    put("x-tokenone-tier", path.tier.as_str());
     put("x-ratelimit-limit", &limit.limit.to_string());
     put("x-ratelimit-remaining", &limit.remaining.to_string());
 }
@@ -377,6 +397,7 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
         recorded: false,
         pricing: None,
         hold: None,
+        shadow: None,
     };
 
     // Rate limit: the key's override gets a bucket of its own; otherwise the tenant's.
@@ -416,7 +437,7 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
             )
         }
     };
-    let mut body: Value = match serde_json::from_slice(&bytes) {
+    let body: Value = match serde_json::from_slice(&bytes) {
         Ok(v @ Value::Object(_)) => v,
         _ => {
             return call.fail(
@@ -469,27 +490,69 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
             )
         }
     };
-    call.record.requested_tier = Some(resolved.requested_tier.as_str().into());
-    call.record.needed_tier = Some(resolved.requested_tier.as_str().into());
-    call.record.delivered_model = Some(resolved.path.public_model.clone());
-    call.record.provider = Some(resolved.path.provider.clone());
-    call.record.tier = Some(resolved.path.tier.as_str().into());
+    // Smart routing: classify the tier the request needs, apply the client's hints, plan the
+    // cheapest eligible path, and decide under the router switch.
+    let requested_tier = resolved.requested_tier;
+    let hints = match Hints::parse(
+        header_str(&parts.headers, ROUTE_HEADER).as_deref(),
+        header_str(&parts.headers, MIN_TIER_HEADER).as_deref(),
+    ) {
+        Ok(h) => h,
+        Err(m) => return call.fail(ErrorKind::InvalidRequest, "invalid_request", &m),
+    };
+    let est_in = tokenone_providers::estimate_tokens(features.text_chars);
+    let traits = RequestTraits {
+        est_prompt_tokens: est_in,
+        max_output_tokens: features.max_output_tokens,
+        tools: features.tools,
+        images: features.images,
+        json_mode: features.json_mode,
+        has_code: features.has_code,
+        reasoning_cues: has_reasoning_cues(&features.last_user_text),
+        turns: features.turns,
+        system_chars: features.system_text.chars().count(),
+        last_user_text: features.last_user_text.clone(),
+    };
+    let needed = hints.apply(classify(&traits, requested_tier), requested_tier);
+    let native = resolved.path.clone();
+    let decision = if hints.pin {
+        Decision::native(&native)
+    } else {
+        let now = Instant::now();
+        let eligible = |p: &tokenone_core::catalogue::Path| {
+            p.enabled && (!live || upstream::configured(&cfg, &p.provider)) && !state.breakers.is_open(&p.id, now)
+        };
+        let plan = route_plan(&PlanInput {
+            catalogue: &routing.catalogue,
+            requested_model: &model,
+            requested_tier,
+            native: &native,
+            needed: needed.needed,
+            needs_tools: features.tools,
+            needs_images: features.images,
+            est_in,
+            max_out: features.max_output_tokens,
+            eligible: &eligible,
+        });
+        let (mode, pct) = state.router_mode();
+        decide(mode, pct, call_id, &plan, &native)
+    };
+    call.record.requested_tier = Some(requested_tier.as_str().into());
+    call.record.needed_tier = Some(needed.needed.as_str().into());
+    call.record.reasons = needed.reasons.iter().map(|r| r.to_string()).collect();
+    call.record.routed = decision.routed;
+    call.record.shadow_pick = decision.shadow_pick.clone();
+    if let Some(pick) = decision.shadow_pick.as_ref().and_then(|id| routing.catalogue.iter().find(|p| &p.id == id)) {
+        call.shadow = Some(pick.clone());
+    }
     let call_id_str = call_id.to_string();
-    call.pricing = Some(Pricing {
-        requested_tier: resolved.requested_tier,
-        path: resolved.path.clone(),
-        inferred: resolved.inferred,
-        levers: levers.clone(),
-    });
+    call.deliver_on(&decision.deliver, resolved.inferred && decision.deliver.id == native.id, requested_tier, &levers);
 
     if live {
         // Reserve before anything goes upstream: the baseline cost of the estimated prompt and
         // the maximum output, at the requested tier.
-        let est_in = tokenone_providers::estimate_tokens(features.text_chars);
-        let max_out = features
-            .max_output_tokens
-            .unwrap_or(cfg.wallet.reserve_default_output_tokens);
-        let amount = reservation_tokens(est_in, max_out, resolved.requested_tier, &levers);
+        let max_out = features.max_output_tokens.unwrap_or(cfg.wallet.reserve_default_output_tokens);
+        let amount = reservation_tokens(est_in, max_out, requested_tier, &levers);
         match state.wallet.reserve(key.tenant_id, amount).await {
             Ok(h) => call.hold = Some(h),
             Err(tokenone_core::Error::InsufficientFunds(_)) => {
@@ -501,114 +564,120 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
             }
             Err(e) => {
                 tracing::error!(error = %e, "wallet reservation failed");
-                return call.fail(
-                    ErrorKind::Unconfigured,
-                    "wallet_unavailable",
-                    "the wallet is unavailable; retry shortly",
-                );
+                return call.fail(ErrorKind::Unconfigured, "wallet_unavailable", "the wallet is unavailable; retry shortly");
             }
         }
     }
 
     if !live {
-        return sandbox(call, &body, &resolved, stream, limit, &call_id_str);
+        return sandbox(call, &body, &decision.deliver, stream, limit, &call_id_str);
     }
 
-    // Live: deliver on the native path.
-    let format_shape = shape_of(resolved.path.format);
-    let Some(provider) = upstream::provider(&cfg, &resolved.path.provider) else {
-        return call.fail(ErrorKind::Unconfigured, "upstream_unconfigured", "unknown provider");
-    };
-    let mut strip_usage_chunk = false;
-    let payload: Bytes = if format_shape == shape {
-        let mut changed = false;
-        if shape != Shape::Gemini && resolved.path.upstream_model != model {
-            tokenone_providers::set_model(shape, &mut body, &resolved.path.upstream_model);
-            changed = true;
-        }
-        if shape == Shape::OpenAi && stream {
-            strip_usage_chunk = tokenone_providers::ensure_openai_stream_usage(&mut body);
-            changed |= strip_usage_chunk;
-        }
-        if changed {
-            Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
-        } else {
-            // Unchanged: forward the client's bytes exactly.
-            bytes
-        }
-    } else {
-        match tokenone_providers::translate_request(shape, format_shape, &body, &resolved.path.upstream_model, stream) {
-            Ok(v) => Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
-            Err(tokenone_providers::TranslateError::Unsupported(f)) => {
-                return call.fail(
-                    ErrorKind::InvalidRequest,
-                    "unsupported_feature",
-                    &format!("the request uses `{f}`, which the delivering model cannot carry"),
-                )
-            }
-            Err(e) => return call.fail(ErrorKind::InvalidRequest, "invalid_request", &e.to_string()),
-        }
-    };
-    let url = upstream::url(
-        &provider.base_url,
-        resolved.path.format,
-        &resolved.path.upstream_model,
-        stream,
-    );
-    let accept = if stream {
-        "text/event-stream"
-    } else {
-        "application/json"
-    };
-    let req = state
-        .http
-        .post(url)
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::ACCEPT, accept)
-        .body(payload);
-    let req = upstream::auth_headers(
-        req,
-        &resolved.path.provider,
-        provider.api_key.expose(),
-        header_str(&parts.headers, "anthropic-version")
-            .as_deref()
-            .filter(|_| shape == Shape::Anthropic),
-        header_str(&parts.headers, "anthropic-beta")
-            .as_deref()
-            .filter(|_| shape == Shape::Anthropic),
-    );
+    // Live: deliver on the decided path; a retryable failure before any byte reached the client
+    // moves to the fallback.
+    let anthropic_version = header_str(&parts.headers, "anthropic-version").filter(|_| shape == Shape::Anthropic);
+    let anthropic_beta = header_str(&parts.headers, "anthropic-beta").filter(|_| shape == Shape::Anthropic);
+    let attempts: Vec<tokenone_core::catalogue::Path> =
+        std::iter::once(decision.deliver.clone()).chain(decision.fallback.clone()).collect();
     let overhead_before = started.elapsed();
-    let sent_at = Instant::now();
-    let first_byte = Duration::from_millis(cfg.proxy.first_byte_timeout_ms.max(1));
-    let upstream_resp = match tokio::time::timeout(first_byte, req.send()).await {
-        Err(_) => {
-            return call.fail(
-                ErrorKind::Timeout,
-                "upstream_timeout",
-                "the upstream did not answer in time",
-            )
+    let mut sent_at = Instant::now();
+    let mut strip_usage_chunk = false;
+    let mut last_failure: Option<(ErrorKind, &'static str, String)> = None;
+    let mut delivered: Option<(tokenone_core::catalogue::Path, reqwest::Response)> = None;
+    for (i, path) in attempts.iter().enumerate() {
+        if i > 0 {
+            call.record.fallback_used = true;
+            call.deliver_on(path, resolved.inferred && path.id == native.id, requested_tier, &levers);
         }
-        Ok(Err(e)) if e.is_timeout() => {
-            return call.fail(
-                ErrorKind::Timeout,
-                "upstream_timeout",
-                "connecting to the upstream timed out",
-            )
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, provider = %resolved.path.provider, "upstream request failed");
-            return call.fail(
-                ErrorKind::UpstreamFailed,
-                "upstream_error",
-                "the upstream could not be reached",
-            );
-        }
-        Ok(Ok(r)) => r,
-    };
-    let status = upstream_resp.status();
-    if !status.is_success() {
-        return upstream_failure(call, upstream_resp, &cfg).await;
+        let format_shape = shape_of(path.format);
+        let Some(provider) = upstream::provider(&cfg, &path.provider) else {
+            last_failure = Some((ErrorKind::Unconfigured, "upstream_unconfigured", "unknown provider".into()));
+            continue;
+        };
+        strip_usage_chunk = false;
+        let payload: Bytes = if format_shape == shape {
+            let mut changed = false;
+            let mut b = body.clone();
+            if shape != Shape::Gemini && path.upstream_model != model {
+                tokenone_providers::set_model(shape, &mut b, &path.upstream_model);
+                changed = true;
+            }
+            if shape == Shape::OpenAi && stream {
+                strip_usage_chunk = tokenone_providers::ensure_openai_stream_usage(&mut b);
+                changed |= strip_usage_chunk;
+            }
+            if changed {
+                Bytes::from(serde_json::to_vec(&b).unwrap_or_default())
+            } else {
+                // Unchanged: forward the client's bytes exactly.
+                bytes.clone()
+            }
+        } else {
+            match tokenone_providers::translate_request(shape, format_shape, &body, &path.upstream_model, stream) {
+                Ok(v) => Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
+                Err(tokenone_providers::TranslateError::Unsupported(f)) => {
+                    // A feature this path cannot carry makes it ineligible; never drop content.
+                    last_failure = Some((
+                        ErrorKind::InvalidRequest,
+                        "unsupported_feature",
+                        format!("the request uses `{f}`, which the delivering model cannot carry"),
+                    ));
+                    continue;
+                }
+                Err(e) => return call.fail(ErrorKind::InvalidRequest, "invalid_request", &e.to_string()),
+            }
+        };
+        let url = upstream::url(&provider.base_url, path.format, &path.upstream_model, stream);
+        let accept = if stream { "text/event-stream" } else { "application/json" };
+        let req = state
+            .http
+            .post(url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, accept)
+            .body(payload);
+        let req = upstream::auth_headers(
+            req,
+            &path.provider,
+            provider.api_key.expose(),
+            anthropic_version.as_deref(),
+            anthropic_beta.as_deref(),
+        );
+        let now = Instant::now();
+        state.breakers.record_attempt(&path.id, now);
+        sent_at = now;
+        let first_byte = Duration::from_millis(cfg.proxy.first_byte_timeout_ms.max(1));
+        let failure = match tokio::time::timeout(first_byte, req.send()).await {
+            Err(_) => (ErrorKind::Timeout, "upstream_timeout", "the upstream did not answer in time".to_string()),
+            Ok(Err(e)) if e.is_timeout() => {
+                (ErrorKind::Timeout, "upstream_timeout", "connecting to the upstream timed out".to_string())
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, provider = %path.provider, "upstream request failed");
+                (ErrorKind::UpstreamFailed, "upstream_error", "the upstream could not be reached".to_string())
+            }
+            Ok(Ok(r)) if r.status().is_success() => {
+                state.breakers.record_success(&path.id, Instant::now());
+                delivered = Some((path.clone(), r));
+                break;
+            }
+            Ok(Ok(r)) => {
+                let status = r.status().as_u16();
+                if !route_retryable(Some(status), false, false) {
+                    // The request's own fault (or a redirect): no fallback, no breaker.
+                    return upstream_failure(call, r, &cfg).await;
+                }
+                (ErrorKind::UpstreamFailed, "upstream_error", format!("the upstream failed ({status})"))
+            }
+        };
+        state.breakers.record_failure(&path.id, Instant::now());
+        last_failure = Some(failure);
     }
+    let Some((delivered, upstream_resp)) = delivered else {
+        let (kind, code, message) =
+            last_failure.unwrap_or((ErrorKind::UpstreamFailed, "upstream_error", "no upstream could deliver".into()));
+        return call.fail(kind, code, &message);
+    };
+    let format_shape = shape_of(delivered.format);
     let idle = Duration::from_millis(cfg.proxy.idle_timeout_ms.max(1));
     if stream {
         // An answer that is not an event stream (an HTML error page, a JSON body) cannot be
@@ -632,8 +701,8 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
             input_chars: features.text_chars,
             idle,
         };
-        let mut resp = relay_stream(call, upstream_resp, format_shape, &resolved, relay);
-        success_headers(&mut resp, &call_id_str, &resolved, limit);
+        let mut resp = relay_stream(call, upstream_resp, format_shape, &delivered, relay);
+        success_headers(&mut resp, &call_id_str, &delivered, limit);
         return resp;
     }
     // Non-streaming: read the whole answer (bounded by the idle timeout per chunk).
@@ -661,10 +730,10 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
     };
     let usage = tokenone_providers::usage_from_response(format_shape, &answer);
     let out = if format_shape == shape {
-        rewrite_model(shape, &mut answer, &resolved.path.public_model);
+        rewrite_model(shape, &mut answer, &delivered.public_model);
         answer
     } else {
-        match tokenone_providers::translate_response(format_shape, shape, &answer, &resolved.path.public_model) {
+        match tokenone_providers::translate_response(format_shape, shape, &answer, &delivered.public_model) {
             Ok(v) => v,
             Err(_) => {
                 return call.fail(
@@ -684,7 +753,7 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
     }
     let mut resp = Json(out).into_response();
     let overhead = started.elapsed().saturating_sub(upstream_wait).max(overhead_before);
-    success_headers(&mut resp, &call_id_str, &resolved, limit);
+    success_headers(&mut resp, &call_id_str, &delivered, limit);
     if let Ok(v) = HeaderValue::from_str(&format!("{:.3}", overhead.as_secs_f64() * 1000.0)) {
         resp.headers_mut().insert("x-tokenone-overhead-ms", v);
     }
@@ -876,7 +945,7 @@ fn relay_stream(
     call: Call,
     resp: reqwest::Response,
     upstream_shape: Shape,
-    resolved: &Resolved,
+    path: &tokenone_core::catalogue::Path,
     o: RelayOptions,
 ) -> Response {
     let RelayOptions {
@@ -893,11 +962,11 @@ fn relay_stream(
         parser: SseParser::default(),
         observer: same.then(|| StreamObserver::new(upstream_shape)),
         translator: (!same).then(|| {
-            StreamTranslator::new(upstream_shape, client_shape, &resolved.path.public_model)
+            StreamTranslator::new(upstream_shape, client_shape, &path.public_model)
                 .with_openai_include_usage(client_wants_usage)
         }),
         client_shape,
-        model: resolved.path.public_model.clone(),
+        model: path.public_model.clone(),
         strip_usage_chunk,
         input_chars,
         idle,
@@ -950,12 +1019,12 @@ fn relay_stream(
 fn sandbox(
     mut call: Call,
     body: &Value,
-    resolved: &Resolved,
+    path: &tokenone_core::catalogue::Path,
     stream: bool,
     limit: ratelimit::Decision,
     call_id: &str,
 ) -> Response {
-    let model = &resolved.path.public_model;
+    let model = &path.public_model;
     let mut resp = if stream {
         match tokenone_providers::sandbox::respond_stream(call.shape, body, model) {
             Ok((events, usage)) => {
@@ -979,7 +1048,7 @@ fn sandbox(
             Err(e) => return call.fail(ErrorKind::InvalidRequest, "invalid_request", &e.to_string()),
         }
     };
-    success_headers(&mut resp, call_id, resolved, limit);
+    success_headers(&mut resp, call_id, path, limit);
     if !stream {
         let overhead = call.started.elapsed();
         if let Ok(v) = HeaderValue::from_str(&format!("{:.3}", overhead.as_secs_f64() * 1000.0)) {

@@ -5,11 +5,14 @@
 //! `POST /api/auth/{register,login,refresh,logout}`, `POST /api/invites/accept`. Every other
 //! handler takes `AuthUser`, `PlatformAdmin` or `ProjectGuard<_>`.
 
+pub mod admin;
 pub mod auth;
+pub mod economics;
 pub mod keys;
 pub mod members;
 pub mod ops;
 pub mod projects;
+pub mod router;
 pub mod wallet;
 
 use crate::state::AppState;
@@ -50,9 +53,22 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(keys::revoke_key))
         .routes(routes!(members::list_members, members::invite_member))
         .routes(routes!(members::change_role))
+        .routes(routes!(economics::summary))
+        .routes(routes!(economics::recent_picks))
+        .routes(routes!(router::status))
+        .routes(routes!(router::flip))
         .routes(routes!(wallet::balance))
         .routes(routes!(wallet::ledger))
         .routes(routes!(wallet::topup))
         .routes(routes!(wallet::verify))
         .routes(routes!(members::remove_member))
+        .routes(routes!(admin::list_settings, admin::set_setting))
+        .routes(routes!(admin::reset_setting))
+        .routes(routes!(admin::list_levers))
+        .routes(routes!(admin::export_calls))
+        .routes(routes!(admin::get_lever, admin::set_lever))
+        .routes(routes!(admin::lever_history))
+        .routes(routes!(admin::runtime_status))
+        .routes(routes!(admin::tenants))
+        .routes(routes!(admin::audit_log))
 }

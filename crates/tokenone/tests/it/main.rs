@@ -1,5 +1,6 @@
 //! Integration tests: the real server on port 0, over HTTP, on SQLite and on PostgreSQL.
 
+mod admin;
 mod auth;
 mod cli;
 mod openapi;
@@ -8,3 +9,5 @@ mod proxy;
 mod replicas;
 mod sdk;
 mod smoke;
+mod money;
+mod routing;

@@ -42,6 +42,8 @@ async fn setup_with(app: TestApp, tweak: impl FnOnce(&mut Config)) -> Setup {
     .await;
     let token = app.admin_token().await;
     app.fund(&token).await;
+    // These tests are about delivery on the native path; routing has its own tests.
+    app.router("off", 100).await;
     let project = app.create_project(&token, "Proxy").await;
     let (dev, _) = app
         .create_key(&token, &project, json!({"name": "dev", "mode": "dev"}))
