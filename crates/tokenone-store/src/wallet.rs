@@ -495,7 +495,9 @@ impl WalletRepo for SqlStore {
             return Err(Error::not_found("tenant"));
         };
         let balance: i64 = rows::get(&updated, "balance_tokens")?;
-        let entry = entries.pop().ok_or_else(|| Error::internal(anyhow::anyhow!("no ledger entry")))?;
+        let entry = entries
+            .pop()
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("no ledger entry")))?;
         let response = answer(entry.id, entry.seq, balance);
         // Stored before commit: a concurrent duplicate that waited on the key sees the answer.
         sqlx::query("UPDATE idempotency_keys SET response = $2 WHERE key = $1")

@@ -69,7 +69,12 @@ pub struct MockUpstream {
 impl MockUpstream {
     pub async fn start(format: Format) -> MockUpstream {
         let (gate, _) = tokio::sync::watch::channel(true);
-        let shared = Shared { gate, format, script: Default::default(), requests: Default::default() };
+        let shared = Shared {
+            gate,
+            format,
+            script: Default::default(),
+            requests: Default::default(),
+        };
         let app = Router::new()
             .route("/v1/chat/completions", post(handle))
             .route("/v1/messages", post(handle))

@@ -183,7 +183,9 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Ledger { command: LedgerCommand::Verify } => {
+        Command::Ledger {
+            command: LedgerCommand::Verify,
+        } => {
             let state = tokenone_server::build_state(cfg).await?;
             let r = state.ledger.verify().await.map_err(|e| anyhow::anyhow!("{e}"))?;
             println!(

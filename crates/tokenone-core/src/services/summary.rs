@@ -69,7 +69,13 @@ impl SummaryService {
                 let access = self.projects.access(user, p).await?;
                 [access.id().to_string()].into()
             }
-            None => self.projects.list(user, true).await?.into_iter().map(|v| v.project.id.to_string()).collect(),
+            None => self
+                .projects
+                .list(user, true)
+                .await?
+                .into_iter()
+                .map(|v| v.project.id.to_string())
+                .collect(),
         };
         let now = now_ms();
         let day_ms = 86_400_000i64;
@@ -79,17 +85,35 @@ impl SummaryService {
         let rows = self.store.rollups(Some(user.tenant_id), &from).await?;
         let mut totals = Totals::default();
         let mut by_day: BTreeMap<String, Totals> = (0..days as i64)
-            .map(|i| (crate::time::format_ms(first_day + i * day_ms)[..10].to_string(), Totals::default()))
+            .map(|i| {
+                (
+                    crate::time::format_ms(first_day + i * day_ms)[..10].to_string(),
+                    Totals::default(),
+                )
+            })
             .collect();
         let mut by_model: BTreeMap<(String, String), Totals> = BTreeMap::new();
-        for r in rows.iter().filter(|r| r.mode == mode && visible.contains(&r.project_id) && r.day <= to) {
+        for r in rows
+            .iter()
+            .filter(|r| r.mode == mode && visible.contains(&r.project_id) && r.day <= to)
+        {
             totals.add(r);
             by_day.entry(r.day.clone()).or_default().add(r);
-            by_model.entry((r.requested_model.clone(), r.delivered_model.clone())).or_default().add(r);
+            by_model
+                .entry((r.requested_model.clone(), r.delivered_model.clone()))
+                .or_default()
+                .add(r);
         }
         let mut by_model: Vec<_> = by_model.into_iter().collect();
         by_model.sort_by(|a, b| b.1.calls.cmp(&a.1.calls).then_with(|| a.0.cmp(&b.0)));
-        Ok(Summary { from, to, days, totals, by_day: by_day.into_iter().collect(), by_model })
+        Ok(Summary {
+            from,
+            to,
+            days,
+            totals,
+            by_day: by_day.into_iter().collect(),
+            by_model,
+        })
     }
 
     /// `GET /api/tokenone/projects/:id/recent-upstream-picks`, newest first.

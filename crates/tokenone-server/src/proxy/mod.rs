@@ -20,13 +20,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokenone_core::catalogue::{native_path, NoPath};
+use tokenone_core::economics::{price_call, reservation_tokens, Levers, Usage as EconUsage};
+use tokenone_core::keys::{looks_like_key, KeyAuth, KeyMode};
+use tokenone_core::model::{CallRecord, Settled};
 use tokenone_core::routing::{
     classify, decide, has_reasoning_cues, plan as route_plan, retryable as route_retryable, Decision, Hints, PlanInput,
     RequestTraits, MIN_TIER_HEADER, ROUTE_HEADER,
 };
-use tokenone_core::economics::{price_call, reservation_tokens, Levers, Usage as EconUsage};
-use tokenone_core::keys::{looks_like_key, KeyAuth, KeyMode};
-use tokenone_core::model::{CallRecord, Settled};
 use tokenone_core::services::wallet::Hold;
 use tokenone_core::tiers::Tier;
 use tokenone_core::time::now_ms;
@@ -263,11 +263,22 @@ struct Pricing {
 
 impl Call {
     /// Names `path` as the delivering path of the call (record and pricing).
-    fn deliver_on(&mut self, path: &tokenone_core::catalogue::Path, inferred: bool, requested_tier: Tier, levers: &Arc<Levers>) {
+    fn deliver_on(
+        &mut self,
+        path: &tokenone_core::catalogue::Path,
+        inferred: bool,
+        requested_tier: Tier,
+        levers: &Arc<Levers>,
+    ) {
         self.record.delivered_model = Some(path.public_model.clone());
         self.record.provider = Some(path.provider.clone());
         self.record.tier = Some(path.tier.as_str().into());
-        self.pricing = Some(Pricing { requested_tier, path: path.clone(), inferred, levers: levers.clone() });
+        self.pricing = Some(Pricing {
+            requested_tier,
+            path: path.clone(),
+            inferred,
+            levers: levers.clone(),
+        });
     }
 
     /// Records the call once. A call that delivered (status 200, even if the stream was cut
@@ -354,7 +365,12 @@ fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
-fn success_headers(resp: &mut Response, call_id: &str, path: &tokenone_core::catalogue::Path, limit: ratelimit::Decision) {
+fn success_headers(
+    resp: &mut Response,
+    call_id: &str,
+    path: &tokenone_core::catalogue::Path,
+    limit: ratelimit::Decision,
+) {
     let h = resp.headers_mut();
     let mut put = |k: &'static str, v: &str| {
         if let Ok(v) = HeaderValue::from_str(v) {
@@ -542,16 +558,27 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
     call.record.reasons = needed.reasons.iter().map(|r| r.to_string()).collect();
     call.record.routed = decision.routed;
     call.record.shadow_pick = decision.shadow_pick.clone();
-    if let Some(pick) = decision.shadow_pick.as_ref().and_then(|id| routing.catalogue.iter().find(|p| &p.id == id)) {
+    if let Some(pick) = decision
+        .shadow_pick
+        .as_ref()
+        .and_then(|id| routing.catalogue.iter().find(|p| &p.id == id))
+    {
         call.shadow = Some(pick.clone());
     }
     let call_id_str = call_id.to_string();
-    call.deliver_on(&decision.deliver, resolved.inferred && decision.deliver.id == native.id, requested_tier, &levers);
+    call.deliver_on(
+        &decision.deliver,
+        resolved.inferred && decision.deliver.id == native.id,
+        requested_tier,
+        &levers,
+    );
 
     if live {
         // Reserve before anything goes upstream: the baseline cost of the estimated prompt and
         // the maximum output, at the requested tier.
-        let max_out = features.max_output_tokens.unwrap_or(cfg.wallet.reserve_default_output_tokens);
+        let max_out = features
+            .max_output_tokens
+            .unwrap_or(cfg.wallet.reserve_default_output_tokens);
         let amount = reservation_tokens(est_in, max_out, requested_tier, &levers);
         match state.wallet.reserve(key.tenant_id, amount).await {
             Ok(h) => call.hold = Some(h),
@@ -564,7 +591,11 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
             }
             Err(e) => {
                 tracing::error!(error = %e, "wallet reservation failed");
-                return call.fail(ErrorKind::Unconfigured, "wallet_unavailable", "the wallet is unavailable; retry shortly");
+                return call.fail(
+                    ErrorKind::Unconfigured,
+                    "wallet_unavailable",
+                    "the wallet is unavailable; retry shortly",
+                );
             }
         }
     }
@@ -577,8 +608,9 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
     // moves to the fallback.
     let anthropic_version = header_str(&parts.headers, "anthropic-version").filter(|_| shape == Shape::Anthropic);
     let anthropic_beta = header_str(&parts.headers, "anthropic-beta").filter(|_| shape == Shape::Anthropic);
-    let attempts: Vec<tokenone_core::catalogue::Path> =
-        std::iter::once(decision.deliver.clone()).chain(decision.fallback.clone()).collect();
+    let attempts: Vec<tokenone_core::catalogue::Path> = std::iter::once(decision.deliver.clone())
+        .chain(decision.fallback.clone())
+        .collect();
     let overhead_before = started.elapsed();
     let mut sent_at = Instant::now();
     let mut strip_usage_chunk = false;
@@ -591,7 +623,11 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
         }
         let format_shape = shape_of(path.format);
         let Some(provider) = upstream::provider(&cfg, &path.provider) else {
-            last_failure = Some((ErrorKind::Unconfigured, "upstream_unconfigured", "unknown provider".into()));
+            last_failure = Some((
+                ErrorKind::Unconfigured,
+                "upstream_unconfigured",
+                "unknown provider".into(),
+            ));
             continue;
         };
         strip_usage_chunk = false;
@@ -628,7 +664,11 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
             }
         };
         let url = upstream::url(&provider.base_url, path.format, &path.upstream_model, stream);
-        let accept = if stream { "text/event-stream" } else { "application/json" };
+        let accept = if stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
         let req = state
             .http
             .post(url)
@@ -647,13 +687,23 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
         sent_at = now;
         let first_byte = Duration::from_millis(cfg.proxy.first_byte_timeout_ms.max(1));
         let failure = match tokio::time::timeout(first_byte, req.send()).await {
-            Err(_) => (ErrorKind::Timeout, "upstream_timeout", "the upstream did not answer in time".to_string()),
-            Ok(Err(e)) if e.is_timeout() => {
-                (ErrorKind::Timeout, "upstream_timeout", "connecting to the upstream timed out".to_string())
-            }
+            Err(_) => (
+                ErrorKind::Timeout,
+                "upstream_timeout",
+                "the upstream did not answer in time".to_string(),
+            ),
+            Ok(Err(e)) if e.is_timeout() => (
+                ErrorKind::Timeout,
+                "upstream_timeout",
+                "connecting to the upstream timed out".to_string(),
+            ),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, provider = %path.provider, "upstream request failed");
-                (ErrorKind::UpstreamFailed, "upstream_error", "the upstream could not be reached".to_string())
+                (
+                    ErrorKind::UpstreamFailed,
+                    "upstream_error",
+                    "the upstream could not be reached".to_string(),
+                )
             }
             Ok(Ok(r)) if r.status().is_success() => {
                 state.breakers.record_success(&path.id, Instant::now());
@@ -666,15 +716,22 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
                     // The request's own fault (or a redirect): no fallback, no breaker.
                     return upstream_failure(call, r, &cfg).await;
                 }
-                (ErrorKind::UpstreamFailed, "upstream_error", format!("the upstream failed ({status})"))
+                (
+                    ErrorKind::UpstreamFailed,
+                    "upstream_error",
+                    format!("the upstream failed ({status})"),
+                )
             }
         };
         state.breakers.record_failure(&path.id, Instant::now());
         last_failure = Some(failure);
     }
     let Some((delivered, upstream_resp)) = delivered else {
-        let (kind, code, message) =
-            last_failure.unwrap_or((ErrorKind::UpstreamFailed, "upstream_error", "no upstream could deliver".into()));
+        let (kind, code, message) = last_failure.unwrap_or((
+            ErrorKind::UpstreamFailed,
+            "upstream_error",
+            "no upstream could deliver".into(),
+        ));
         return call.fail(kind, code, &message);
     };
     let format_shape = shape_of(delivered.format);

@@ -74,7 +74,10 @@ pub async fn summary(
         Some(p) => Some(parse_id(p, "project")?),
     };
     let mode = q.mode.unwrap_or_else(|| "live".into());
-    let s = state.summary.summary(&auth.user, q.days.unwrap_or(30), project, &mode).await?;
+    let s = state
+        .summary
+        .summary(&auth.user, q.days.unwrap_or(30), project, &mode)
+        .await?;
     let t: &Totals = &s.totals;
     Ok(Data(SummaryDto {
         from: s.from.clone(),

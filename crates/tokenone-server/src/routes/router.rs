@@ -73,8 +73,15 @@ pub struct FlipBody {
 #[utoipa::path(post, path = "/api/admin/smart-router-flip", tag = "admin", security(("bearer" = [])), request_body = FlipBody,
     responses((status = 200, description = "the status after the flip; effective on every replica within a second", body = RouterStatus),
               (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)))]
-pub async fn flip(State(state): State<AppState>, admin: PlatformAdmin, ApiJson(b): ApiJson<FlipBody>) -> ApiResult<Data<RouterStatus>> {
-    let s = state.router_service.flip(&admin.0.ctx(), &b.mode, b.rollout_pct, &b.reason).await?;
+pub async fn flip(
+    State(state): State<AppState>,
+    admin: PlatformAdmin,
+    ApiJson(b): ApiJson<FlipBody>,
+) -> ApiResult<Data<RouterStatus>> {
+    let s = state
+        .router_service
+        .flip(&admin.0.ctx(), &b.mode, b.rollout_pct, &b.reason)
+        .await?;
     let mode = RouterMode::from_str(&s.mode).unwrap_or_default();
     *state.router.write().unwrap_or_else(|p| p.into_inner()) = (mode, s.rollout_pct);
     Ok(Data(status_of(&state).await?))

@@ -3,11 +3,11 @@
 mod admin;
 mod auth;
 mod cli;
+mod money;
 mod openapi;
 mod projects;
 mod proxy;
 mod replicas;
+mod routing;
 mod sdk;
 mod smoke;
-mod money;
-mod routing;

@@ -29,8 +29,17 @@ async fn world(app: TestApp, tweak: impl FnOnce(&mut tokenone_core::config::Conf
     let (token, _, tenant) = app.register("payer@example.com").await;
     app.router("off", 100).await;
     let project = app.create_project(&token, "Billing").await;
-    let (live, _) = app.create_key(&token, &project, json!({"name": "live", "mode": "live"})).await;
-    World { app, up, token, tenant, project, live }
+    let (live, _) = app
+        .create_key(&token, &project, json!({"name": "live", "mode": "live"}))
+        .await;
+    World {
+        app,
+        up,
+        token,
+        tenant,
+        project,
+        live,
+    }
 }
 
 fn chat_body(max_tokens: u64) -> Value {
@@ -38,14 +47,24 @@ fn chat_body(max_tokens: u64) -> Value {
 }
 
 async fn chat(app: &TestApp, key: &str, body: &Value) -> tokenone_testkit::Answer {
-    let r = app.client.post(app.url("/v1/openai-proxy/v1/chat/completions")).bearer_auth(key).json(body).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/v1/openai-proxy/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
     TestApp::answer(r).await
 }
 
 async fn balance(app: &TestApp, token: &str) -> (u64, u64) {
     let b = app.get("/api/wallet/balance", Some(token)).await;
     let d = b.assert_ok(200);
-    (d["balanceTokens"].as_str().unwrap().parse().unwrap(), d["reservedTokens"].as_str().unwrap().parse().unwrap())
+    (
+        d["balanceTokens"].as_str().unwrap().parse().unwrap(),
+        d["reservedTokens"].as_str().unwrap().parse().unwrap(),
+    )
 }
 
 async fn verify(app: &TestApp) -> Value {
@@ -63,8 +82,14 @@ async fn unfunded_wallet_refuses_with_402(app: TestApp) {
     let a = chat(&w.app, &w.live, &chat_body(1000)).await;
     assert_eq!(a.status, 402, "{}", a.text);
     assert_eq!(a.body["error"]["type"], "insufficient_quota");
-    assert!(w.up.openai.requests().is_empty(), "nothing goes upstream before the reservation");
-    let rows = w.app.wait_rows("SELECT status, error_code, burn_tokens FROM calls", 1).await;
+    assert!(
+        w.up.openai.requests().is_empty(),
+        "nothing goes upstream before the reservation"
+    );
+    let rows = w
+        .app
+        .wait_rows("SELECT status, error_code, burn_tokens FROM calls", 1)
+        .await;
     assert_eq!(rows[0]["status"], 402);
     assert_eq!(rows[0]["error_code"], "insufficient_funds");
     // Anthropic and Gemini shapes say it their way.
@@ -78,7 +103,10 @@ async fn unfunded_wallet_refuses_with_402(app: TestApp) {
         .await
         .unwrap();
     let a = TestApp::answer(a).await;
-    assert_eq!((a.status.as_u16(), a.body["error"]["type"].as_str()), (402, Some("billing_error")));
+    assert_eq!(
+        (a.status.as_u16(), a.body["error"]["type"].as_str()),
+        (402, Some("billing_error"))
+    );
 }
 
 /// A delivered call moves the balance by exactly -(burn - uncollected) + passBack, the ledger
@@ -86,7 +114,12 @@ async fn unfunded_wallet_refuses_with_402(app: TestApp) {
 async fn settlement_matches_the_formulas(app: TestApp) {
     let w = world(app, |_| {}).await;
     w.app.topup(&w.tenant, 1_000_000).await;
-    let a = chat(&w.app, &w.live, &json!({"model": "claude-sonnet-4", "messages": [{"role": "user", "content": "hello"}]})).await;
+    let a = chat(
+        &w.app,
+        &w.live,
+        &json!({"model": "claude-sonnet-4", "messages": [{"role": "user", "content": "hello"}]}),
+    )
+    .await;
     assert_eq!(a.status, 200, "{}", a.text);
     let call_id = a.header("x-tokenone-call-id").unwrap().to_string();
     let rows = w
@@ -94,20 +127,29 @@ async fn settlement_matches_the_formulas(app: TestApp) {
         .wait_rows(&format!("SELECT * FROM calls WHERE id = '{call_id}'"), 1)
         .await;
     let c = &rows[0];
-    let (inp, out) = (c["input_tokens"].as_i64().unwrap(), c["output_tokens"].as_i64().unwrap());
+    let (inp, out) = (
+        c["input_tokens"].as_i64().unwrap(),
+        c["output_tokens"].as_i64().unwrap(),
+    );
     assert!(inp > 0 && out > 0);
     // Native delivery on anthropic:claude-sonnet-4 (3 / 15 USD per M) with the default markup
     // 0.1 against the balanced ceiling (3 / 15): upstream = 1.1 x baseline, so burn is the
     // upstream cost and nothing is saved.
     let upstream_micro = (inp * 3 + out * 15) as f64 * 1.1; // only to bound the exact figure
     let burn = c["burn_tokens"].as_i64().unwrap();
-    assert!((burn as f64 - upstream_micro).abs() <= 1.0, "burn {burn} vs {upstream_micro}");
+    assert!(
+        (burn as f64 - upstream_micro).abs() <= 1.0,
+        "burn {burn} vs {upstream_micro}"
+    );
     assert_eq!(c["savings_tokens"], 0);
     assert_eq!(c["pass_back_tokens"], 0);
     // Wait until the writer has posted, then check every figure.
     let entries = w
         .app
-        .wait_rows(&format!("SELECT kind, amount_tokens FROM ledger_entries WHERE call_id = '{call_id}'"), 1)
+        .wait_rows(
+            &format!("SELECT kind, amount_tokens FROM ledger_entries WHERE call_id = '{call_id}'"),
+            1,
+        )
         .await;
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert_eq!(entries[0]["kind"], "burn");
@@ -123,7 +165,13 @@ async fn settlement_matches_the_formulas(app: TestApp) {
     assert_eq!(d["burnTokens"], burn.to_string());
     assert_eq!(d["byModel"][0]["requestedModel"], "claude-sonnet-4");
     assert_eq!(d["byModel"][0]["deliveredModel"], "claude-sonnet-4");
-    let picks = w.app.get(&format!("/api/tokenone/projects/{}/recent-upstream-picks", w.project), Some(&w.token)).await;
+    let picks = w
+        .app
+        .get(
+            &format!("/api/tokenone/projects/{}/recent-upstream-picks", w.project),
+            Some(&w.token),
+        )
+        .await;
     let p = picks.assert_ok(200);
     assert_eq!(p[0]["callId"], call_id.as_str());
     assert_eq!(p[0]["provider"], "anthropic");
@@ -132,7 +180,10 @@ async fn settlement_matches_the_formulas(app: TestApp) {
     let page = l.assert_ok(200);
     assert_eq!(page["items"][0]["kind"], "burn");
     let next = page["nextCursor"].as_str().unwrap();
-    let l2 = w.app.get(&format!("/api/wallet/ledger?limit=1&cursor={next}"), Some(&w.token)).await;
+    let l2 = w
+        .app
+        .get(&format!("/api/wallet/ledger?limit=1&cursor={next}"), Some(&w.token))
+        .await;
     assert_eq!(l2.assert_ok(200)["items"][0]["kind"], "topup");
     assert_eq!(l2.data()["items"][0]["amountTokens"], "1000000");
 }
@@ -178,13 +229,23 @@ async fn run_fifty(w: &World, apps: &[&TestApp]) {
     let (answers, ()) = tokio::join!(all, release);
     let ok = answers.iter().filter(|a| a.status == 200).count();
     let refused = answers.iter().filter(|a| a.status == 402).count();
-    assert_eq!((ok, refused), (5, 45), "{:?}", answers.iter().map(|a| a.status.as_u16()).collect::<Vec<_>>());
+    assert_eq!(
+        (ok, refused),
+        (5, 45),
+        "{:?}",
+        answers.iter().map(|a| a.status.as_u16()).collect::<Vec<_>>()
+    );
     assert_eq!(w.up.openai.requests().len(), 5, "only funded calls went upstream");
-    w.app.wait_rows("SELECT id FROM ledger_entries WHERE kind = 'burn'", 5).await;
+    w.app
+        .wait_rows("SELECT id FROM ledger_entries WHERE kind = 'burn'", 5)
+        .await;
     let v = verify(&w.app).await;
     assert_eq!(v["ok"], true, "{v}");
     let (bal, _) = balance(&w.app, &w.token).await;
-    let rows = w.app.rows("SELECT burn_tokens, pass_back_tokens, uncollected_tokens FROM calls").await;
+    let rows = w
+        .app
+        .rows("SELECT burn_tokens, pass_back_tokens, uncollected_tokens FROM calls")
+        .await;
     let moved: i64 = rows
         .iter()
         .map(|r| {
@@ -192,20 +253,32 @@ async fn run_fifty(w: &World, apps: &[&TestApp]) {
             n("pass_back_tokens") - (n("burn_tokens") - n("uncollected_tokens"))
         })
         .sum();
-    assert!(rows.iter().any(|r| r["pass_back_tokens"].as_i64().unwrap() > 0), "gpt-4o-mini under the cheap ceiling saves");
-    assert_eq!(bal as i64, (RESERVATION * 5) as i64 + moved, "balance = funds - (burn - uncollected) + pass-back");
+    assert!(
+        rows.iter().any(|r| r["pass_back_tokens"].as_i64().unwrap() > 0),
+        "gpt-4o-mini under the cheap ceiling saves"
+    );
+    assert_eq!(
+        bal as i64,
+        (RESERVATION * 5) as i64 + moved,
+        "balance = funds - (burn - uncollected) + pass-back"
+    );
 }
 
 /// A failed upstream debits nothing and posts nothing.
 async fn upstream_failure_debits_nothing(app: TestApp) {
     let w = world(app, |_| {}).await;
     w.app.topup(&w.tenant, 100_000).await;
-    w.up.openai.script(Behaviour::Status(500, json!({"error": {"message": "down"}})));
+    w.up.openai
+        .script(Behaviour::Status(500, json!({"error": {"message": "down"}})));
     let a = chat(&w.app, &w.live, &chat_body(100)).await;
     assert_eq!(a.status, 502);
     let rows = w.app.wait_rows("SELECT burn_tokens, status FROM calls", 1).await;
     assert_eq!(rows[0]["burn_tokens"], 0);
-    assert!(w.app.rows("SELECT id FROM ledger_entries WHERE kind <> 'topup'").await.is_empty());
+    assert!(w
+        .app
+        .rows("SELECT id FROM ledger_entries WHERE kind <> 'topup'")
+        .await
+        .is_empty());
     assert_eq!(balance(&w.app, &w.token).await.0, 100_000);
 }
 
@@ -240,7 +313,10 @@ async fn client_cut_stream_settles_once(app: TestApp) {
     assert!(rows[0]["burn_tokens"].as_i64().unwrap() > 0);
     let burns = w
         .app
-        .wait_rows(&format!("SELECT id FROM ledger_entries WHERE call_id = '{call_id}' AND kind = 'burn'"), 1)
+        .wait_rows(
+            &format!("SELECT id FROM ledger_entries WHERE call_id = '{call_id}' AND kind = 'burn'"),
+            1,
+        )
         .await;
     assert_eq!(burns.len(), 1);
     assert_eq!(verify(&w.app).await["ok"], true);
@@ -257,13 +333,37 @@ async fn topups_are_idempotent(app: TestApp) {
     let d = first.assert_ok(200).clone();
     assert_eq!(d["creditedTokens"], "10000000", "10 USD at 0.000001 USD per token");
     let replay = app.post(&url, Some(&admin), body.clone()).await;
-    assert_eq!(replay.assert_ok(200), &d, "the same key and body replay the first answer");
-    let other = app.post(&url, Some(&admin), json!({"usd": "11.00", "reason": "first funds", "idempotencyKey": "k-1"})).await;
+    assert_eq!(
+        replay.assert_ok(200),
+        &d,
+        "the same key and body replay the first answer"
+    );
+    let other = app
+        .post(
+            &url,
+            Some(&admin),
+            json!({"usd": "11.00", "reason": "first funds", "idempotencyKey": "k-1"}),
+        )
+        .await;
     other.assert_error(409, "conflict");
-    let dupes = (0..8).map(|_| app.post(&url, Some(&admin), json!({"tokens": "5", "reason": "dupes", "idempotencyKey": "k-2"})));
+    let dupes = (0..8).map(|_| {
+        app.post(
+            &url,
+            Some(&admin),
+            json!({"tokens": "5", "reason": "dupes", "idempotencyKey": "k-2"}),
+        )
+    });
     let answers = join_all(dupes).await;
-    assert!(answers.iter().all(|a| a.status == 200), "{:?}", answers.iter().map(|a| a.text.clone()).collect::<Vec<_>>());
-    assert_eq!(balance(&app, &token).await.0, 10_000_005, "one credit for eight concurrent duplicates");
+    assert!(
+        answers.iter().all(|a| a.status == 200),
+        "{:?}",
+        answers.iter().map(|a| a.text.clone()).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        balance(&app, &token).await.0,
+        10_000_005,
+        "one credit for eight concurrent duplicates"
+    );
     for bad in [
         json!({"reason": "none", "idempotencyKey": "k-3"}),
         json!({"usd": "1", "tokens": "1", "reason": "both", "idempotencyKey": "k-3"}),
@@ -273,13 +373,29 @@ async fn topups_are_idempotent(app: TestApp) {
         json!({"tokens": "5", "reason": "x", "idempotencyKey": "k-3"}),
         json!({"tokens": "5", "reason": "ok reason", "idempotencyKey": "k-3", "balance": "9"}),
     ] {
-        app.post(&url, Some(&admin), bad).await.assert_error(400, "invalid_request");
+        app.post(&url, Some(&admin), bad)
+            .await
+            .assert_error(400, "invalid_request");
     }
-    app.post(&url, Some(&token), json!({"tokens": "5", "reason": "self", "idempotencyKey": "k-4"})).await.assert_error(403, "forbidden");
-    app.post("/api/admin/wallets/00000000-0000-7000-8000-000000000000/topup", Some(&admin), json!({"tokens": "5", "reason": "ghost", "idempotencyKey": "k-5"}))
-        .await
-        .assert_error(404, "not_found");
-    assert_eq!(balance(&app, &token).await.0, 10_000_005, "refused top-ups changed nothing");
+    app.post(
+        &url,
+        Some(&token),
+        json!({"tokens": "5", "reason": "self", "idempotencyKey": "k-4"}),
+    )
+    .await
+    .assert_error(403, "forbidden");
+    app.post(
+        "/api/admin/wallets/00000000-0000-7000-8000-000000000000/topup",
+        Some(&admin),
+        json!({"tokens": "5", "reason": "ghost", "idempotencyKey": "k-5"}),
+    )
+    .await
+    .assert_error(404, "not_found");
+    assert_eq!(
+        balance(&app, &token).await.0,
+        10_000_005,
+        "refused top-ups changed nothing"
+    );
     // Members of the tenant cannot read its ledger; owners can.
     app.get("/api/wallet/ledger", Some(&token)).await.assert_ok(200);
 }
@@ -295,40 +411,76 @@ async fn verify_detects_tampering(app: TestApp) {
     let (off, on) = if sqlite {
         ("DROP TRIGGER ledger_entries_no_update", "SELECT 1")
     } else {
-        ("ALTER TABLE ledger_entries DISABLE TRIGGER ledger_entries_no_change", "ALTER TABLE ledger_entries ENABLE TRIGGER ledger_entries_no_change")
+        (
+            "ALTER TABLE ledger_entries DISABLE TRIGGER ledger_entries_no_change",
+            "ALTER TABLE ledger_entries ENABLE TRIGGER ledger_entries_no_change",
+        )
     };
     // The database itself refuses edits while the trigger is on.
     let refused = {
         use sqlx::Connection;
         sqlx::any::install_default_drivers();
         let mut c = sqlx::AnyConnection::connect(&app.db_url).await.unwrap();
-        sqlx::query("UPDATE ledger_entries SET amount_tokens = 1").execute(&mut c).await.is_err()
+        sqlx::query("UPDATE ledger_entries SET amount_tokens = 1")
+            .execute(&mut c)
+            .await
+            .is_err()
     };
     assert!(refused, "ledger rows are append-only in the database");
     app.exec(off).await;
-    app.exec(&format!("UPDATE ledger_entries SET amount_tokens = 101 WHERE tenant_id = '{tenant}' AND seq = 2")).await;
+    app.exec(&format!(
+        "UPDATE ledger_entries SET amount_tokens = 101 WHERE tenant_id = '{tenant}' AND seq = 2"
+    ))
+    .await;
     let v = verify(&app).await;
     assert_eq!(v["ok"], false);
     assert_eq!(v["firstBad"]["seq"], 2);
     assert_eq!(v["firstBad"]["tenantId"], tenant.as_str());
-    app.exec(&format!("UPDATE ledger_entries SET amount_tokens = 100 WHERE tenant_id = '{tenant}' AND seq = 2")).await;
+    app.exec(&format!(
+        "UPDATE ledger_entries SET amount_tokens = 100 WHERE tenant_id = '{tenant}' AND seq = 2"
+    ))
+    .await;
     assert_eq!(verify(&app).await["ok"], true, "restored");
     // Reordered: swap the seq of rows 2 and 3.
-    app.exec(&format!("UPDATE ledger_entries SET seq = 99 WHERE tenant_id = '{tenant}' AND seq = 2")).await;
-    app.exec(&format!("UPDATE ledger_entries SET seq = 2 WHERE tenant_id = '{tenant}' AND seq = 3")).await;
-    app.exec(&format!("UPDATE ledger_entries SET seq = 3 WHERE tenant_id = '{tenant}' AND seq = 99")).await;
+    app.exec(&format!(
+        "UPDATE ledger_entries SET seq = 99 WHERE tenant_id = '{tenant}' AND seq = 2"
+    ))
+    .await;
+    app.exec(&format!(
+        "UPDATE ledger_entries SET seq = 2 WHERE tenant_id = '{tenant}' AND seq = 3"
+    ))
+    .await;
+    app.exec(&format!(
+        "UPDATE ledger_entries SET seq = 3 WHERE tenant_id = '{tenant}' AND seq = 99"
+    ))
+    .await;
     assert_eq!(verify(&app).await["ok"], false);
-    app.exec(&format!("UPDATE ledger_entries SET seq = 99 WHERE tenant_id = '{tenant}' AND seq = 2")).await;
-    app.exec(&format!("UPDATE ledger_entries SET seq = 2 WHERE tenant_id = '{tenant}' AND seq = 3")).await;
-    app.exec(&format!("UPDATE ledger_entries SET seq = 3 WHERE tenant_id = '{tenant}' AND seq = 99")).await;
+    app.exec(&format!(
+        "UPDATE ledger_entries SET seq = 99 WHERE tenant_id = '{tenant}' AND seq = 2"
+    ))
+    .await;
+    app.exec(&format!(
+        "UPDATE ledger_entries SET seq = 2 WHERE tenant_id = '{tenant}' AND seq = 3"
+    ))
+    .await;
+    app.exec(&format!(
+        "UPDATE ledger_entries SET seq = 3 WHERE tenant_id = '{tenant}' AND seq = 99"
+    ))
+    .await;
     assert_eq!(verify(&app).await["ok"], true, "restored");
     if sqlite {
         app.exec("DROP TRIGGER ledger_entries_no_delete").await;
     }
-    app.exec(&format!("DELETE FROM ledger_entries WHERE tenant_id = '{tenant}' AND seq = 2")).await;
+    app.exec(&format!(
+        "DELETE FROM ledger_entries WHERE tenant_id = '{tenant}' AND seq = 2"
+    ))
+    .await;
     let v = verify(&app).await;
     assert_eq!(v["ok"], false);
-    assert_eq!(v["firstBad"]["seq"], 3, "the row after the gap is where the chain breaks");
+    assert_eq!(
+        v["firstBad"]["seq"], 3,
+        "the row after the gap is where the chain breaks"
+    );
     app.exec(on).await;
 }
 

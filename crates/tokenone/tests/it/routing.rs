@@ -21,12 +21,25 @@ async fn world(app: TestApp) -> World {
     let (token, _, _) = app.register("router@example.com").await;
     app.fund(&token).await;
     let project = app.create_project(&token, "Routing").await;
-    let (live, _) = app.create_key(&token, &project, json!({"name": "live", "mode": "live"})).await;
-    World { app, up, token, project, live }
+    let (live, _) = app
+        .create_key(&token, &project, json!({"name": "live", "mode": "live"}))
+        .await;
+    World {
+        app,
+        up,
+        token,
+        project,
+        live,
+    }
 }
 
 async fn openai(w: &World, body: Value, headers: &[(&str, &str)]) -> tokenone_testkit::Answer {
-    let mut r = w.app.client.post(w.app.url("/v1/openai-proxy/v1/chat/completions")).bearer_auth(&w.live).json(&body);
+    let mut r = w
+        .app
+        .client
+        .post(w.app.url("/v1/openai-proxy/v1/chat/completions"))
+        .bearer_auth(&w.live)
+        .json(&body);
     for (k, v) in headers {
         r = r.header(*k, *v);
     }
@@ -39,7 +52,10 @@ fn short(model: &str) -> Value {
 
 async fn call_row(w: &World, a: &tokenone_testkit::Answer) -> Value {
     let id = a.header("x-tokenone-call-id").expect("call id").to_string();
-    let rows = w.app.wait_rows(&format!("SELECT * FROM calls WHERE id = '{id}'"), 1).await;
+    let rows = w
+        .app
+        .wait_rows(&format!("SELECT * FROM calls WHERE id = '{id}'"), 1)
+        .await;
     rows.into_iter().next().expect("call row")
 }
 
@@ -55,18 +71,34 @@ async fn short_request_is_routed_down(app: TestApp) {
     assert_eq!(a.body["model"], "llama-3.1-8b-instruct");
     let sent = w.up.openai.requests();
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].body["model"], "meta-llama/llama-3.1-8b-instruct", "the provider's own model id");
+    assert_eq!(
+        sent[0].body["model"], "meta-llama/llama-3.1-8b-instruct",
+        "the provider's own model id"
+    );
     assert!(w.up.anthropic.requests().is_empty());
     let c = call_row(&w, &a).await;
     assert_eq!(c["routed"], 1);
     assert_eq!(c["requested_tier"], "balanced");
     assert_eq!(c["needed_tier"], "cheap");
-    assert!(c["reasons"].as_str().unwrap().contains("short_prompt"), "{}", c["reasons"]);
+    assert!(
+        c["reasons"].as_str().unwrap().contains("short_prompt"),
+        "{}",
+        c["reasons"]
+    );
     assert!(c["savings_tokens"].as_i64().unwrap() > 0);
     assert!(c["pass_back_tokens"].as_i64().unwrap() > 0);
-    let picks = w.app.get(&format!("/api/tokenone/projects/{}/recent-upstream-picks", w.project), Some(&w.token)).await;
+    let picks = w
+        .app
+        .get(
+            &format!("/api/tokenone/projects/{}/recent-upstream-picks", w.project),
+            Some(&w.token),
+        )
+        .await;
     let p = &picks.assert_ok(200)[0];
-    assert_eq!((p["routed"].as_bool(), p["deliveredModel"].as_str()), (Some(true), Some("llama-3.1-8b-instruct")));
+    assert_eq!(
+        (p["routed"].as_bool(), p["deliveredModel"].as_str()),
+        (Some(true), Some("llama-3.1-8b-instruct"))
+    );
     assert_eq!(p["requestedModel"], "claude-sonnet-4");
 }
 
@@ -77,7 +109,11 @@ async fn hints_pin_and_min_tier(app: TestApp) {
     let a = openai(&w, short("claude-sonnet-4"), &[("x-tokenone-route", "pin")]).await;
     assert_eq!(a.status, 200, "{}", a.text);
     assert_eq!(a.header("x-tokenone-provider"), Some("anthropic"));
-    assert_eq!(w.up.anthropic.requests().len(), 1, "delivered natively, translated to Anthropic");
+    assert_eq!(
+        w.up.anthropic.requests().len(),
+        1,
+        "delivered natively, translated to Anthropic"
+    );
     assert_eq!(call_row(&w, &a).await["routed"], 0);
     let a = openai(&w, short("claude-sonnet-4"), &[("x-tokenone-min-tier", "balanced")]).await;
     assert_eq!(a.status, 200, "{}", a.text);
@@ -137,7 +173,8 @@ async fn fallback_and_circuit_breaker(app: TestApp) {
     let w = world(app).await;
     // The cheap primary (openrouter, on the OpenAI mock) fails; the balanced fallback
     // (fireworks, also on the OpenAI mock) answers.
-    w.up.openai.script(Behaviour::Status(503, json!({"error": {"message": "overloaded"}})));
+    w.up.openai
+        .script(Behaviour::Status(503, json!({"error": {"message": "overloaded"}})));
     let a = openai(&w, short("claude-sonnet-4"), &[]).await;
     assert_eq!(a.status, 200, "{}", a.text);
     assert_eq!(a.header("x-tokenone-tier"), Some("balanced"));
@@ -146,7 +183,8 @@ async fn fallback_and_circuit_breaker(app: TestApp) {
     assert_eq!(c["tier"], "balanced");
     // Four more failures of the primary: its breaker opens after five in a row.
     for _ in 0..4 {
-        w.up.openai.script(Behaviour::Status(500, json!({"error": {"message": "down"}})));
+        w.up.openai
+            .script(Behaviour::Status(500, json!({"error": {"message": "down"}})));
         w.up.openai.script(Behaviour::Reply("fallback".into()));
         let a = openai(&w, short("claude-sonnet-4"), &[]).await;
         assert_eq!(a.status, 200, "{}", a.text);
@@ -154,11 +192,16 @@ async fn fallback_and_circuit_breaker(app: TestApp) {
     let a = openai(&w, short("claude-sonnet-4"), &[]).await;
     assert_eq!(a.status, 200, "{}", a.text);
     // The next cheapest cheap path: the same model on fireworks (0.2 / 0.2 per M).
-    assert_eq!(a.header("x-tokenone-provider"), Some("fireworks"), "the open breaker keeps openrouter out");
+    assert_eq!(
+        a.header("x-tokenone-provider"),
+        Some("fireworks"),
+        "the open breaker keeps openrouter out"
+    );
     assert_eq!(a.header("x-tokenone-model"), Some("llama-3.1-8b-instruct"));
     assert_eq!(call_row(&w, &a).await["fallback_used"], 0);
     // A client fault (400) is relayed, not retried.
-    w.up.openai.script(Behaviour::Status(400, json!({"error": {"message": "bad field"}})));
+    w.up.openai
+        .script(Behaviour::Status(400, json!({"error": {"message": "bad field"}})));
     let a = openai(&w, short("claude-sonnet-4"), &[]).await;
     assert_eq!(a.status, 400, "{}", a.text);
 }
@@ -205,26 +248,60 @@ async fn switch_is_validated_audited_and_shared(app: TestApp) {
         json!({"mode": "on", "reason": "no"}),
         json!({"mode": "on", "reason": "because", "extra": 1}),
     ] {
-        w.app.post("/api/admin/smart-router-flip", Some(&admin), bad).await.assert_error(400, "invalid_request");
+        w.app
+            .post("/api/admin/smart-router-flip", Some(&admin), bad)
+            .await
+            .assert_error(400, "invalid_request");
     }
     w.app
-        .post("/api/admin/smart-router-flip", Some(&w.token), json!({"mode": "off", "reason": "not mine"}))
+        .post(
+            "/api/admin/smart-router-flip",
+            Some(&w.token),
+            json!({"mode": "off", "reason": "not mine"}),
+        )
         .await
         .assert_error(403, "forbidden");
     let b = w.app.replica(|c| w.up.configure(c)).await;
-    let r = w.app.post("/api/admin/smart-router-flip", Some(&admin), json!({"mode": "off", "rolloutPct": 50, "reason": "maintenance"})).await;
+    let r = w
+        .app
+        .post(
+            "/api/admin/smart-router-flip",
+            Some(&admin),
+            json!({"mode": "off", "rolloutPct": 50, "reason": "maintenance"}),
+        )
+        .await;
     let d = r.assert_ok(200);
-    assert_eq!((d["mode"].as_str(), d["rolloutPct"].as_i64(), d["reason"].as_str()), (Some("off"), Some(50), Some("maintenance")));
-    let audit = w.app.rows("SELECT action, reason FROM audit_log WHERE action = 'router.flip'").await;
+    assert_eq!(
+        (d["mode"].as_str(), d["rolloutPct"].as_i64(), d["reason"].as_str()),
+        (Some("off"), Some(50), Some("maintenance"))
+    );
+    let audit = w
+        .app
+        .rows("SELECT action, reason FROM audit_log WHERE action = 'router.flip'")
+        .await;
     assert_eq!(audit.len(), 1);
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(2500);
     loop {
-        let r = b.client.post(b.url("/v1/openai-proxy/v1/chat/completions")).bearer_auth(&w.live).json(&short("claude-sonnet-4")).send().await.unwrap();
-        let provider = r.headers().get("x-tokenone-provider").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let r = b
+            .client
+            .post(b.url("/v1/openai-proxy/v1/chat/completions"))
+            .bearer_auth(&w.live)
+            .json(&short("claude-sonnet-4"))
+            .send()
+            .await
+            .unwrap();
+        let provider = r
+            .headers()
+            .get("x-tokenone-provider")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         if provider.as_deref() == Some("anthropic") {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the flip did not reach the other replica");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the flip did not reach the other replica"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
