@@ -6,6 +6,7 @@ pub mod catalogue;
 pub mod config;
 pub mod economics;
 pub mod error;
+pub mod events;
 pub mod ids;
 pub mod keys;
 pub mod model;

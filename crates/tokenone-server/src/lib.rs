@@ -125,6 +125,7 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
         tasks: tokio_util::task::TaskTracker::new(),
         router: std::sync::RwLock::new(router_now),
         router_service,
+        events: Arc::new(tokenone_core::events::NoEvents),
         breakers: tokenone_core::routing::Breakers::new(tokenone_core::routing::BreakerPolicy::default()),
         metrics,
         started_at: tokenone_core::time::now_ms(),

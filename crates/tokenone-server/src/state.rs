@@ -44,6 +44,8 @@ pub struct Inner {
     pub router: RwLock<(RouterMode, u8)>,
     /// Circuit breakers of delivery paths (this replica's view).
     pub breakers: Breakers,
+    /// Project events (SSE); the proxy publishes `llm.call` here.
+    pub events: Arc<dyn tokenone_core::events::EventSink>,
     pub router_service: RouterService,
     /// Settlement tasks; shutdown waits for them before the writer's last flush.
     pub tasks: TaskTracker,
