@@ -11,3 +11,4 @@ mod replicas;
 mod routing;
 mod sdk;
 mod smoke;
+mod crash;
