@@ -183,9 +183,37 @@ pub fn app(state: AppState) -> Router {
         .merge(api)
         .merge(proxy::router(&state))
         .fallback(middleware::not_found)
+        .layer(cors(state.cfg.clone()))
         .layer(axum::middleware::from_fn(middleware::envelope_405))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::observe))
         .with_state(state)
+}
+
+/// CORS: no origin is allowed unless listed in `server.cors_origins` (read live, so the setting
+/// applies without a restart).
+fn cors(cfg: LiveConfig) -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            let allowed = cfg.get();
+            origin
+                .to_str()
+                .is_ok_and(|o| allowed.server.cors_origins.iter().any(|a| a == o))
+        }))
+        .allow_credentials(true)
+        .allow_methods([
+            http::Method::GET,
+            http::Method::POST,
+            http::Method::PATCH,
+            http::Method::PUT,
+            http::Method::DELETE,
+        ])
+        .allow_headers([
+            http::header::AUTHORIZATION,
+            http::header::CONTENT_TYPE,
+            http::HeaderName::from_static("x-csrf-token"),
+            http::HeaderName::from_static("x-request-id"),
+        ])
 }
 
 /// Bootstraps the platform admin on an empty database, printing a generated password once.

@@ -14,7 +14,7 @@ use super::live::LiveConfig;
 use crate::economics::{Posting, MAX_TOKENS};
 use crate::ids::TenantId;
 use crate::model::LiveSettlement;
-use crate::repo::Store;
+use crate::repo::WalletRepo;
 use crate::time::now_ms;
 use crate::{Error, Result};
 use std::collections::HashMap;
@@ -43,7 +43,7 @@ struct Local {
 }
 
 pub struct WalletService {
-    store: Arc<dyn Store>,
+    store: Arc<dyn WalletRepo>,
     replica: String,
     cfg: LiveConfig,
     local: Mutex<HashMap<TenantId, Local>>,
@@ -52,7 +52,7 @@ pub struct WalletService {
 }
 
 impl WalletService {
-    pub fn new(store: Arc<dyn Store>, replica: String, cfg: LiveConfig) -> Self {
+    pub fn new(store: Arc<dyn WalletRepo>, replica: String, cfg: LiveConfig) -> Self {
         WalletService {
             store,
             replica,
@@ -252,5 +252,171 @@ impl WalletService {
     /// Releases leases that expired (their replica died).
     pub async fn sweep(&self) -> Result<u64> {
         self.store.sweep_leases(now_ms()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The lease logic against an in-memory wallet table, under random interleavings of
+    //! reserve / settle / void on two replicas: no overdraft, leases never exceed the balance,
+    //! and once everything is settled and returned the balance equals its movements.
+
+    use super::*;
+    use crate::config::Config;
+    use crate::economics::{LedgerEntry, PostingKind};
+    use crate::model::{TopupOutcome, TopupRequest, WalletRow};
+    use async_trait::async_trait;
+    use proptest::prelude::*;
+
+    #[derive(Default)]
+    struct Table {
+        balance: i64,
+        leased: i64,
+    }
+
+    #[derive(Default)]
+    struct FakeRepo(Mutex<Table>);
+
+    impl FakeRepo {
+        fn get(&self) -> (i64, i64) {
+            let t = self.0.lock().unwrap();
+            (t.balance, t.leased)
+        }
+        /// What the call writer does with a settlement.
+        fn apply(&self, s: &LiveSettlement) {
+            let mut t = self.0.lock().unwrap();
+            t.balance = t.balance - s.debited as i64 + s.credited as i64;
+            t.leased -= s.debited as i64;
+            assert!(t.balance >= 0, "overdraft: {}", t.balance);
+            assert!(
+                t.leased >= 0 && t.leased <= t.balance,
+                "leased {} of {}",
+                t.leased,
+                t.balance
+            );
+        }
+    }
+
+    #[async_trait]
+    impl WalletRepo for FakeRepo {
+        async fn wallet(&self, _t: TenantId) -> Result<Option<WalletRow>> {
+            Ok(None)
+        }
+        async fn extend_lease(
+            &self,
+            _t: TenantId,
+            _l: uuid::Uuid,
+            _r: &str,
+            amount: u64,
+            _n: i64,
+            _e: i64,
+        ) -> Result<bool> {
+            let mut t = self.0.lock().unwrap();
+            if t.balance - t.leased >= amount as i64 {
+                t.leased += amount as i64;
+                Ok(true)
+            } else {
+                Ok(false)
+            }
+        }
+        async fn return_lease(&self, _t: TenantId, _l: uuid::Uuid, amount: u64, _n: i64) -> Result<()> {
+            let mut t = self.0.lock().unwrap();
+            t.leased -= amount as i64;
+            assert!(t.leased >= 0);
+            Ok(())
+        }
+        async fn renew_leases(&self, _r: &str, _e: i64) -> Result<()> {
+            Ok(())
+        }
+        async fn sweep_leases(&self, _n: i64) -> Result<u64> {
+            Ok(0)
+        }
+        async fn topup(
+            &self,
+            _r: &TopupRequest,
+            _k: &[u8],
+            _a: &(dyn Fn(uuid::Uuid, u64, i64) -> serde_json::Value + Send + Sync),
+        ) -> Result<TopupOutcome> {
+            Err(Error::invalid("not in this fake"))
+        }
+        async fn ledger_page(&self, _t: TenantId, _b: Option<u64>, _l: i64) -> Result<Vec<LedgerEntry>> {
+            Ok(vec![])
+        }
+        async fn ledger_chain(&self, _t: TenantId) -> Result<Vec<LedgerEntry>> {
+            Ok(vec![])
+        }
+        async fn wallet_tenants(&self) -> Result<Vec<TenantId>> {
+            Ok(vec![])
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Reserve { replica: usize, amount: u64 },
+        Settle { nth: usize, burn: u64, pass_back: u64 },
+        Void { nth: usize },
+        ReturnIdle { replica: usize },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..2usize, 1..400u64).prop_map(|(replica, amount)| Op::Reserve { replica, amount }),
+            (0..8usize, 0..600u64, 0..50u64).prop_map(|(nth, burn, pass_back)| Op::Settle { nth, burn, pass_back }),
+            (0..8usize).prop_map(|nth| Op::Void { nth }),
+            (0..2usize).prop_map(|replica| Op::ReturnIdle { replica }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn leases_never_overdraw(initial in 0..3000i64, ops in proptest::collection::vec(op(), 1..60)) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            rt.block_on(async {
+                let repo = Arc::new(FakeRepo(Mutex::new(Table { balance: initial, leased: 0 })));
+                let cfg = LiveConfig::new(Config::default());
+                let replicas = [
+                    WalletService::new(repo.clone(), "a".into(), cfg.clone()),
+                    WalletService::new(repo.clone(), "b".into(), cfg),
+                ];
+                let tenant = TenantId::new();
+                let mut holds: Vec<(usize, Hold)> = Vec::new();
+                let (mut debited, mut credited) = (0i64, 0i64);
+                for op in ops {
+                    match op {
+                        Op::Reserve { replica, amount } => {
+                            if let Ok(h) = replicas[replica].reserve(tenant, amount).await {
+                                holds.push((replica, h));
+                            }
+                        }
+                        Op::Settle { nth, burn, pass_back } if !holds.is_empty() => {
+                            let (r, h) = holds.remove(nth % holds.len());
+                            let s = replicas[r].settle(h, burn, pass_back).await;
+                            assert_eq!(s.debited + s.postings.iter().filter(|p| p.kind == PostingKind::Uncollected).map(|p| p.amount).sum::<u64>(), burn);
+                            repo.apply(&s);
+                            debited += s.debited as i64;
+                            credited += s.credited as i64;
+                        }
+                        Op::Void { nth } if !holds.is_empty() => {
+                            let (r, h) = holds.remove(nth % holds.len());
+                            replicas[r].void(h);
+                        }
+                        Op::ReturnIdle { replica } => replicas[replica].return_idle(std::time::Duration::ZERO).await,
+                        _ => {}
+                    }
+                    let (balance, leased) = repo.get();
+                    assert!(balance >= 0 && leased >= 0 && leased <= balance, "balance {balance}, leased {leased}");
+                }
+                for (r, h) in holds.drain(..) {
+                    replicas[r].void(h);
+                }
+                for r in &replicas {
+                    r.return_all().await;
+                }
+                let (balance, leased) = repo.get();
+                assert_eq!(leased, 0, "every lease returned");
+                assert_eq!(balance, initial - debited + credited, "balance equals its movements");
+            });
+        }
     }
 }

@@ -29,4 +29,27 @@ async fn first_steps(app: TestApp) {
     assert!(m.text.contains("tokenone_http_requests_total"), "{}", m.text);
 }
 
-both_backends!(first_steps);
+/// CORS: nothing allowed by default; listed origins are.
+async fn cors_is_opt_in(app: TestApp) {
+    let preflight = |app: &TestApp, origin: &str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/api/auth/login"))
+            .header("origin", origin.to_string())
+            .header("access-control-request-method", "POST")
+            .send()
+    };
+    let r = preflight(&app, "https://evil.example").await.unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    let backend = app.backend;
+    app.stop().await;
+    let app = TestApp::spawn_with(backend, |c| {
+        c.server.cors_origins = vec!["https://console.example".into()]
+    })
+    .await;
+    let r = preflight(&app, "https://console.example").await.unwrap();
+    assert_eq!(r.headers()["access-control-allow-origin"], "https://console.example");
+    let r = preflight(&app, "https://evil.example").await.unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+}
+
+both_backends!(first_steps, cors_is_opt_in);
