@@ -210,6 +210,10 @@ pub trait Store:
     fn backend(&self) -> &'static str;
     /// Reachable and migrated.
     async fn ready(&self) -> Result<()>;
+    /// Open database connections (all pools).
+    fn connections(&self) -> u32 {
+        0
+    }
 }
 
 /// Platform administration: settings, levers, runtime versions, audit log, tenants, call export.

@@ -29,6 +29,18 @@ pub struct Metrics {
     pub db_pool_connections: Gauge,
     pub overhead: Histogram,
     pub rate_limited: Counter,
+    /// Time from sending to the upstream's response headers, by provider.
+    pub upstream_latency: Family<ProviderLabels, Histogram>,
+    /// Failed upstream attempts (connect errors, timeouts, 429/5xx), by provider.
+    pub upstream_errors: Family<ProviderLabels, Counter>,
+    pub wallet_holds: Counter,
+    pub wallet_refusals: Counter,
+    pub wallet_settlements: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabels {
+    pub provider: String,
 }
 
 impl Default for Metrics {
@@ -72,6 +84,34 @@ impl Metrics {
             "Proxy calls refused by the rate limiter",
             rate_limited.clone(),
         );
+        let upstream_latency = Family::<ProviderLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 18))
+        });
+        registry.register(
+            "upstream_latency_seconds",
+            "Upstream time to response headers by provider",
+            upstream_latency.clone(),
+        );
+        let upstream_errors = Family::<ProviderLabels, Counter>::default();
+        registry.register(
+            "upstream_errors",
+            "Failed upstream attempts by provider",
+            upstream_errors.clone(),
+        );
+        let wallet_holds = Counter::default();
+        registry.register(
+            "wallet_holds",
+            "Wallet reservations made for live calls",
+            wallet_holds.clone(),
+        );
+        let wallet_refusals = Counter::default();
+        registry.register(
+            "wallet_refusals",
+            "Live calls refused because the wallet could not cover them",
+            wallet_refusals.clone(),
+        );
+        let wallet_settlements = Counter::default();
+        registry.register("wallet_settlements", "Live calls settled", wallet_settlements.clone());
         Metrics {
             registry: Arc::new(registry),
             requests,
@@ -79,6 +119,11 @@ impl Metrics {
             db_pool_connections,
             overhead,
             rate_limited,
+            upstream_latency,
+            upstream_errors,
+            wallet_holds,
+            wallet_refusals,
+            wallet_settlements,
         }
     }
 

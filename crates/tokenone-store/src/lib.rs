@@ -227,6 +227,13 @@ impl Store for SqlStore {
         }
     }
 
+    fn connections(&self) -> u32 {
+        match self.backend {
+            Backend::Sqlite => self.write.size() + self.read.size(),
+            Backend::Postgres => self.read.size(),
+        }
+    }
+
     async fn ready(&self) -> Result<()> {
         sqlx::query("SELECT COUNT(*) FROM tenants")
             .execute(self.r())

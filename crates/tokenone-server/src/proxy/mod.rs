@@ -321,6 +321,7 @@ impl Call {
                 let state = self.state.clone();
                 self.state.tasks.spawn(async move {
                     let money = state.wallet.settle(hold, s.burn_tokens, s.pass_back_tokens).await;
+                    state.metrics.wallet_settlements.inc();
                     record.uncollected_tokens = (s.burn_tokens - money.debited).min(i64::MAX as u64) as i64;
                     state.writer.settle(Settled {
                         record,
@@ -581,8 +582,12 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
             .unwrap_or(cfg.wallet.reserve_default_output_tokens);
         let amount = reservation_tokens(est_in, max_out, requested_tier, &levers);
         match state.wallet.reserve(key.tenant_id, amount).await {
-            Ok(h) => call.hold = Some(h),
+            Ok(h) => {
+                state.metrics.wallet_holds.inc();
+                call.hold = Some(h);
+            }
             Err(tokenone_core::Error::InsufficientFunds(_)) => {
+                state.metrics.wallet_refusals.inc();
                 return call.fail(
                     ErrorKind::InsufficientFunds,
                     "insufficient_funds",
@@ -686,7 +691,10 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
         state.breakers.record_attempt(&path.id, now);
         sent_at = now;
         let first_byte = Duration::from_millis(cfg.proxy.first_byte_timeout_ms.max(1));
-        let failure = match tokio::time::timeout(first_byte, req.send()).await {
+        let sent = tokio::time::timeout(first_byte, req.send()).await;
+        let labels = crate::metrics::ProviderLabels { provider: path.provider.clone() };
+        state.metrics.upstream_latency.get_or_create(&labels).observe(now.elapsed().as_secs_f64());
+        let failure = match sent {
             Err(_) => (
                 ErrorKind::Timeout,
                 "upstream_timeout",
@@ -724,6 +732,7 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
             }
         };
         state.breakers.record_failure(&path.id, Instant::now());
+        state.metrics.upstream_errors.get_or_create(&labels).inc();
         last_failure = Some(failure);
     }
     let Some((delivered, upstream_resp)) = delivered else {

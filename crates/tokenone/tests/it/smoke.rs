@@ -27,6 +27,21 @@ async fn first_steps(app: TestApp) {
     assert!(d["inviteUrl"].as_str().unwrap().contains("token="));
     let m = app.get("/metrics", None).await;
     assert!(m.text.contains("tokenone_http_requests_total"), "{}", m.text);
+    for name in [
+        "tokenone_http_request_duration_seconds",
+        "tokenone_gateway_overhead_seconds",
+        "tokenone_rate_limited_total",
+        "tokenone_settlement_queue_depth",
+        "tokenone_wallet_holds_total",
+        "tokenone_wallet_settlements_total",
+        "tokenone_db_pool_connections",
+    ] {
+        assert!(m.text.contains(name), "{name} missing from /metrics");
+    }
+    assert!(
+        !m.text.contains("tokenone_db_pool_connections 0\n"),
+        "the pool gauge is set"
+    );
 }
 
 /// CORS: nothing allowed by default; listed origins are.
