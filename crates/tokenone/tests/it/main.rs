@@ -3,6 +3,7 @@
 mod admin;
 mod auth;
 mod cli;
+mod crash;
 mod money;
 mod openapi;
 mod projects;
@@ -11,4 +12,3 @@ mod replicas;
 mod routing;
 mod sdk;
 mod smoke;
-mod crash;
