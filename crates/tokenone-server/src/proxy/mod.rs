@@ -592,7 +592,7 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
                     ErrorKind::InsufficientFunds,
                     "insufficient_funds",
                     "the wallet balance cannot cover this call; top up to continue",
-                )
+                );
             }
             Err(e) => {
                 tracing::error!(error = %e, "wallet reservation failed");
@@ -692,8 +692,14 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
         sent_at = now;
         let first_byte = Duration::from_millis(cfg.proxy.first_byte_timeout_ms.max(1));
         let sent = tokio::time::timeout(first_byte, req.send()).await;
-        let labels = crate::metrics::ProviderLabels { provider: path.provider.clone() };
-        state.metrics.upstream_latency.get_or_create(&labels).observe(now.elapsed().as_secs_f64());
+        let labels = crate::metrics::ProviderLabels {
+            provider: path.provider.clone(),
+        };
+        state
+            .metrics
+            .upstream_latency
+            .get_or_create(&labels)
+            .observe(now.elapsed().as_secs_f64());
         let failure = match sent {
             Err(_) => (
                 ErrorKind::Timeout,
