@@ -93,6 +93,10 @@ pub struct VaultConfig {
     /// Where the master key lives when not given directly. Empty: `tokenone.key` beside the
     /// SQLite file, or in the working directory for PostgreSQL.
     pub master_key_file: String,
+    /// Other master keys (base64) that still open records: the previous key while a rotation
+    /// re-wraps (`TOKENONE_VAULT__PREVIOUS_MASTER_KEYS`, comma-separated). A key file's
+    /// `<file>.previous` companion is read too.
+    pub previous_master_keys: Vec<Secret>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod catalogue;
 pub mod config;
+pub mod connectors;
 pub mod economics;
 pub mod error;
 pub mod events;

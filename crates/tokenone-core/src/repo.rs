@@ -190,6 +190,55 @@ pub trait RouterRepo: Send + Sync {
     async fn router_stats(&self, since: Millis) -> Result<RouterStats>;
 }
 
+/// Connectors and the pending OAuth round trips.
+#[async_trait]
+pub trait ConnectorRepo: Send + Sync {
+    /// Stores a connector with its sealed credential.
+    async fn insert_connector(&self, c: &crate::connectors::ConnectorRecord, sealed: &[u8]) -> Result<()>;
+    /// A project's connectors, oldest first; revoked ones only when asked.
+    async fn list_connectors(
+        &self,
+        project: ProjectId,
+        include_revoked: bool,
+    ) -> Result<Vec<crate::connectors::ConnectorRecord>>;
+    async fn connector(&self, project: ProjectId, id: uuid::Uuid)
+        -> Result<Option<crate::connectors::ConnectorRecord>>;
+    /// The sealed credential of an active connector.
+    async fn connector_sealed(&self, project: ProjectId, id: uuid::Uuid) -> Result<Option<Vec<u8>>>;
+    /// Marks an active connector revoked and destroys its ciphertext; returns it as it is
+    /// afterwards (`None`: no such connector).
+    async fn revoke_connector(
+        &self,
+        project: ProjectId,
+        id: uuid::Uuid,
+        now: Millis,
+    ) -> Result<Option<crate::connectors::ConnectorRecord>>;
+    async fn insert_oauth_state(&self, s: &crate::connectors::OAuthState) -> Result<()>;
+    /// Removes and returns the state with this hash: at most one caller ever gets it.
+    async fn take_oauth_state(&self, state_hash: &str) -> Result<Option<crate::connectors::OAuthState>>;
+    /// Deletes states that expired before `now`.
+    async fn purge_oauth_states(&self, now: Millis) -> Result<()>;
+}
+
+/// One sealed value at rest, wherever it lives.
+#[derive(Debug, Clone)]
+pub struct SealedRecord {
+    /// `connectors`, `oauth_states`, `settings` or `server_secrets`.
+    pub table: &'static str,
+    /// The row's primary key.
+    pub key: String,
+    pub blob: Vec<u8>,
+}
+
+/// What `tokenone vault rotate` needs: every sealed value, and a compare-and-swap to replace one.
+#[async_trait]
+pub trait VaultRepo: Send + Sync {
+    async fn sealed_records(&self) -> Result<Vec<SealedRecord>>;
+    /// Replaces the record's blob with `new` if it still is `record.blob`; `false` when it
+    /// changed (or went) meanwhile.
+    async fn replace_sealed(&self, record: &SealedRecord, new: &[u8]) -> Result<bool>;
+}
+
 /// Everything the server needs from storage.
 #[async_trait]
 pub trait Store:
@@ -203,6 +252,8 @@ pub trait Store:
     + WalletRepo
     + AdminRepo
     + RouterRepo
+    + ConnectorRepo
+    + VaultRepo
     + Send
     + Sync
 {

@@ -11,7 +11,9 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 use zeroize::Zeroizing;
 
 const VERSION: u8 = 1;
@@ -120,12 +122,38 @@ pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// Seals and opens records. Holds the current master key plus any older ones still needed to open
-/// records that have not been re-wrapped yet.
-#[derive(Clone, Debug)]
+/// Seals and opens records. Holds the current master key plus any other keys still needed to
+/// open records that have not been re-wrapped yet (older keys during a rotation, or the next key
+/// before a rotation). Clones share their keys: a reload seen by one is seen by all.
+///
+/// A vault made [`with_key_file`](Vault::with_key_file) re-reads the key file and its
+/// `.previous` companion when it meets a record wrapped under a key it does not hold, so a
+/// server keeps serving while `tokenone vault rotate` swaps the key file under it.
+#[derive(Clone)]
 pub struct Vault {
+    keys: Arc<RwLock<Keys>>,
+    file: Option<Arc<KeyFile>>,
+}
+
+struct Keys {
     current: MasterKey,
     older: Vec<MasterKey>,
+}
+
+struct KeyFile {
+    path: PathBuf,
+    /// When the files were last re-read; re-reads are at most one a second.
+    last_reload: Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys = self.read();
+        f.debug_struct("Vault")
+            .field("current", &keys.current)
+            .field("older", &keys.older)
+            .finish_non_exhaustive()
+    }
 }
 
 fn random_nonce() -> [u8; NONCE_LEN] {
@@ -134,27 +162,159 @@ fn random_nonce() -> [u8; NONCE_LEN] {
     n
 }
 
+/// `<key file>.previous`: the older master keys (base64, one a line) kept through a rotation.
+pub fn previous_path(key_file: &Path) -> PathBuf {
+    let mut s = key_file.as_os_str().to_owned();
+    s.push(".previous");
+    PathBuf::from(s)
+}
+
+/// The keys of a `.previous` file; an absent file holds none.
+pub fn read_key_list(path: &Path) -> std::io::Result<Vec<MasterKey>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| MasterKey::from_base64(l).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+        .collect()
+}
+
+/// Replaces `path` atomically with a file readable by its owner only: written beside it, synced,
+/// then renamed over it, so a crash leaves either the old or the new file, never half of one.
+pub fn write_private_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp-{:016x}", rand::random::<u64>()));
+    let tmp = PathBuf::from(tmp);
+    write_private(&tmp, contents)?;
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
 impl Vault {
     pub fn new(current: MasterKey) -> Self {
         Vault {
-            current,
-            older: Vec::new(),
+            keys: Arc::new(RwLock::new(Keys {
+                current,
+                older: Vec::new(),
+            })),
+            file: None,
         }
     }
 
-    pub fn with_older(mut self, older: MasterKey) -> Self {
-        self.older.push(older);
+    /// Also opens records wrapped under `older`.
+    pub fn with_older(self, older: MasterKey) -> Self {
+        {
+            let mut keys = self.write();
+            if keys.current.id != older.id && !keys.older.iter().any(|k| k.id == older.id) {
+                keys.older.push(older);
+            }
+        }
         self
     }
 
-    pub fn current_key_id(&self) -> String {
-        self.current.id_hex()
+    /// Follows the key file at `path` (see the type's documentation); the keys of its
+    /// `.previous` companion are added now.
+    pub fn with_key_file(mut self, path: &Path) -> std::io::Result<Self> {
+        for k in read_key_list(&previous_path(path))? {
+            self = self.with_older(k);
+        }
+        self.file = Some(Arc::new(KeyFile {
+            path: path.to_path_buf(),
+            last_reload: Mutex::new(None),
+        }));
+        Ok(self)
     }
 
-    fn key_for(&self, id: &[u8]) -> Option<&MasterKey> {
-        std::iter::once(&self.current)
-            .chain(self.older.iter())
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Keys> {
+        self.keys.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Keys> {
+        self.keys.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn current_key_id(&self) -> String {
+        self.read().current.id_hex()
+    }
+
+    /// The current master key (for tools that re-wrap under it).
+    pub fn current_key(&self) -> MasterKey {
+        self.read().current.clone()
+    }
+
+    /// Every key held: the current one first, then the others.
+    pub fn keys(&self) -> Vec<MasterKey> {
+        let keys = self.read();
+        std::iter::once(&keys.current)
+            .chain(keys.older.iter())
+            .cloned()
+            .collect()
+    }
+
+    /// Whether a record wrapped under the key with this id opens here.
+    pub fn knows(&self, key_id_hex: &str) -> bool {
+        let keys = self.read();
+        std::iter::once(&keys.current)
+            .chain(keys.older.iter())
+            .any(|k| k.id_hex() == key_id_hex)
+    }
+
+    fn key_for(&self, id: &[u8]) -> Option<MasterKey> {
+        let keys = self.read();
+        std::iter::once(&keys.current)
+            .chain(keys.older.iter())
             .find(|k| k.id == id)
+            .cloned()
+    }
+
+    /// Re-reads the key file (after a rotation): its key becomes current and every key held
+    /// before stays usable for opening. `false` when there is no file to follow, it was re-read
+    /// less than a second ago, or it cannot be read.
+    fn reload(&self) -> bool {
+        let Some(file) = &self.file else {
+            return false;
+        };
+        {
+            let mut last = file.last_reload.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1)) {
+                return false;
+            }
+            *last = Some(Instant::now());
+        }
+        let current = match std::fs::read_to_string(&file.path).map(|t| MasterKey::from_base64(&t)) {
+            Ok(Ok(k)) => k,
+            _ => {
+                tracing::error!(path = %file.path.display(), "master key file unreadable on reload");
+                return false;
+            }
+        };
+        let previous = read_key_list(&previous_path(&file.path)).unwrap_or_default();
+        let mut keys = self.write();
+        if keys.current.id != current.id {
+            let old = std::mem::replace(&mut keys.current, current);
+            tracing::info!(key_id = %keys.current.id_hex(), "master key file changed: sealing under the new key");
+            keys.older.push(old);
+        }
+        for k in previous {
+            if keys.current.id != k.id && !keys.older.iter().any(|o| o.id == k.id) {
+                keys.older.push(k);
+            }
+        }
+        let current_id = keys.current.id;
+        keys.older.retain(|k| k.id != current_id);
+        true
     }
 
     /// Seals `plaintext`, bound to `aad` (e.g. `connector|<tenant>|<project>|<record>`).
@@ -163,15 +323,15 @@ impl Vault {
         rand::rngs::OsRng.fill_bytes(&mut *dek);
         let wrap_nonce = random_nonce();
         let nonce = random_nonce();
+        let current = self.current_key();
         // AES-GCM encryption with a valid key only fails for inputs beyond 64 GiB.
-        let wrapped = self
-            .current
+        let wrapped = current
             .cipher()
             .encrypt(
                 Nonce::from_slice(&wrap_nonce),
                 Payload {
                     msg: &*dek,
-                    aad: &self.current.id,
+                    aad: &current.id,
                 },
             )
             .expect("wrap data key");
@@ -181,7 +341,7 @@ impl Vault {
             .expect("seal record");
         let mut out = Vec::with_capacity(HEADER_LEN + ct.len());
         out.push(VERSION);
-        out.extend_from_slice(&self.current.id);
+        out.extend_from_slice(&current.id);
         out.extend_from_slice(&wrap_nonce);
         out.extend_from_slice(&wrapped);
         out.extend_from_slice(&nonce);
@@ -194,7 +354,11 @@ impl Vault {
             return Err(VaultError::Malformed);
         }
         let kid = &blob[1..1 + KID_LEN];
-        let key = self.key_for(kid).ok_or(VaultError::UnknownKey)?;
+        let key = match self.key_for(kid) {
+            Some(k) => k,
+            None if self.reload() => self.key_for(kid).ok_or(VaultError::UnknownKey)?,
+            None => return Err(VaultError::UnknownKey),
+        };
         let wrap_nonce = &blob[1 + KID_LEN..1 + KID_LEN + NONCE_LEN];
         let wrapped = &blob[1 + KID_LEN + NONCE_LEN..1 + KID_LEN + NONCE_LEN + WRAPPED_LEN];
         key.cipher()
@@ -223,20 +387,20 @@ impl Vault {
     /// this is safe to run while the server keeps reading the old form with an older key.
     pub fn rewrap(&self, blob: &[u8]) -> Result<Vec<u8>, VaultError> {
         let dek = self.unwrap_dek(blob)?;
+        let current = self.current_key();
         let wrap_nonce = random_nonce();
-        let wrapped = self
-            .current
+        let wrapped = current
             .cipher()
             .encrypt(
                 Nonce::from_slice(&wrap_nonce),
                 Payload {
                     msg: dek.as_slice(),
-                    aad: &self.current.id,
+                    aad: &current.id,
                 },
             )
             .map_err(|_| VaultError::Malformed)?;
         let mut out = blob.to_vec();
-        out[1..1 + KID_LEN].copy_from_slice(&self.current.id);
+        out[1..1 + KID_LEN].copy_from_slice(&current.id);
         out[1 + KID_LEN..1 + KID_LEN + NONCE_LEN].copy_from_slice(&wrap_nonce);
         out[1 + KID_LEN + NONCE_LEN..1 + KID_LEN + NONCE_LEN + WRAPPED_LEN].copy_from_slice(&wrapped);
         Ok(out)
@@ -280,9 +444,38 @@ mod tests {
         let new_vault = Vault::new(MasterKey::generate()).with_older(old);
         let re = new_vault.rewrap(&blob).unwrap();
         assert_eq!(Vault::key_id_of(&re).unwrap(), new_vault.current_key_id());
-        let only_new = Vault::new(new_vault.current.clone());
+        let only_new = Vault::new(new_vault.current_key());
         assert_eq!(&*only_new.open(b"a", &re).unwrap(), b"secret");
         assert_eq!(only_new.open(b"a", &blob).unwrap_err(), VaultError::UnknownKey);
+    }
+
+    #[test]
+    fn follows_a_rotated_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokenone.key");
+        let (k1, _) = MasterKey::load_or_create(&path).unwrap();
+        let served = Vault::new(k1.clone()).with_key_file(&path).unwrap();
+        let old_blob = served.seal(b"a", b"old");
+        // A rotation: the new key in the file, the old one kept beside it.
+        let k2 = MasterKey::generate();
+        write_private_atomic(&previous_path(&path), format!("{}\n", k1.to_base64()).as_bytes()).unwrap();
+        write_private_atomic(&path, k2.to_base64().as_bytes()).unwrap();
+        let rotated = Vault::new(k2.clone()).with_key_file(&path).unwrap();
+        let new_blob = rotated.rewrap(&old_blob).unwrap();
+        assert!(rotated.knows(&k1.id_hex()));
+        // The serving vault meets a record under the new key: it re-reads the file.
+        assert_eq!(&*served.open(b"a", &new_blob).unwrap(), b"old");
+        assert_eq!(served.current_key_id(), k2.id_hex());
+        assert_eq!(&*served.open(b"a", &old_blob).unwrap(), b"old");
+        assert_eq!(Vault::key_id_of(&served.seal(b"b", b"x")).unwrap(), k2.id_hex());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        // A vault without a key file never re-reads anything.
+        let fixed = Vault::new(k1);
+        assert_eq!(fixed.open(b"a", &new_blob).unwrap_err(), VaultError::UnknownKey);
     }
 
     #[test]

@@ -122,6 +122,14 @@ fn bearer(parts: &Parts) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// The session a request carries, if any: its bearer token, else its `accessToken` cookie
+/// (for public routes that must notice a session without requiring one).
+pub fn session_token(parts: &Parts) -> Option<String> {
+    bearer(parts)
+        .map(str::to_string)
+        .or_else(|| cookie_value(parts, "accessToken"))
+}
+
 /// For a cookie-authenticated request that changes state, `X-CSRF-Token` must equal the
 /// `csrfToken` cookie.
 pub fn check_csrf(parts: &Parts) -> Result<(), ApiError> {

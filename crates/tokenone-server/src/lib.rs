@@ -40,11 +40,7 @@ pub fn load_master_key(cfg: &Config) -> anyhow::Result<MasterKey> {
     if !cfg.vault.master_key.is_empty() {
         return MasterKey::from_base64(cfg.vault.master_key.expose()).context("TOKENONE_MASTER_KEY");
     }
-    let path = if cfg.vault.master_key_file.is_empty() {
-        cfg.data_dir().join("tokenone.key")
-    } else {
-        PathBuf::from(&cfg.vault.master_key_file)
-    };
+    let path = master_key_path(cfg);
     let (key, created) =
         MasterKey::load_or_create(&path).with_context(|| format!("master key file {}", path.display()))?;
     if created {
@@ -53,13 +49,40 @@ pub fn load_master_key(cfg: &Config) -> anyhow::Result<MasterKey> {
     Ok(key)
 }
 
+/// Where the master key file is: `vault.master_key_file`, else `tokenone.key` in the data
+/// directory.
+pub fn master_key_path(cfg: &Config) -> PathBuf {
+    if cfg.vault.master_key_file.is_empty() {
+        cfg.data_dir().join("tokenone.key")
+    } else {
+        PathBuf::from(&cfg.vault.master_key_file)
+    }
+}
+
+/// The vault: the master key, plus the keys that still open records during a rotation
+/// (`vault.previous_master_keys`, and `<key file>.previous` when the key comes from a file, whose
+/// changes the vault then follows).
+pub fn load_vault(cfg: &Config) -> anyhow::Result<Vault> {
+    let mut vault = Vault::new(load_master_key(cfg)?);
+    for k in &cfg.vault.previous_master_keys {
+        vault = vault.with_older(MasterKey::from_base64(k.expose()).context("vault.previous_master_keys")?);
+    }
+    if cfg.vault.master_key.is_empty() {
+        let path = master_key_path(cfg);
+        vault = vault
+            .with_key_file(&path)
+            .with_context(|| format!("previous master keys beside {}", path.display()))?;
+    }
+    Ok(vault)
+}
+
 /// Connects the store (running migrations), opens the vault, and builds the services.
 pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
     let store = SqlStore::connect(cfg.database.url.expose(), cfg.database.max_connections)
         .await
         .context("connecting to the database")?;
     let store: Arc<dyn Store> = Arc::new(store);
-    let vault = Vault::new(load_master_key(&cfg)?);
+    let vault = load_vault(&cfg)?;
     // From here on `cfg` is the effective configuration: file and environment, then stored settings.
     let admin = tokenone_core::services::admin::AdminService::new(store.clone(), vault.clone(), cfg.clone());
     let (cfg, stored_levers): (Config, Levers) = runtime::initial(&admin).await;
@@ -77,6 +100,14 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
     let identity = IdentityService::new(store.clone(), JwtKeys::new(&jwt_secret), live.clone());
     let projects = ProjectService::new(store.clone(), live.clone());
     let keys = KeyService::new(store.clone(), pepper);
+    let connectors = tokenone_core::services::connectors::ConnectorService::new(
+        store.clone(),
+        vault.clone(),
+        live.clone(),
+        projects.clone(),
+        Arc::new(routes::connectors::HttpTokenExchange(http.clone())),
+        Arc::new(tokenone_store::SqlxProbe),
+    );
     let summary = tokenone_core::services::summary::SummaryService::new(store.clone(), projects.clone());
     let router_service = tokenone_core::services::router::RouterService::new(store.clone());
     let router_now = match router_service.current().await {
@@ -132,6 +163,7 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
         replica_id,
         admin,
         runtime: runtime::Runtime::default(),
+        connectors,
     })))
 }
 

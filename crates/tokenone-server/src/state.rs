@@ -9,6 +9,7 @@ use tokenone_core::catalogue::Path;
 use tokenone_core::economics::Levers;
 use tokenone_core::repo::Store;
 use tokenone_core::routing::{Breakers, RouterMode};
+use tokenone_core::services::connectors::ConnectorService;
 use tokenone_core::services::identity::IdentityService;
 use tokenone_core::services::keys::KeyService;
 use tokenone_core::services::ledger::LedgerService;
@@ -54,6 +55,8 @@ pub struct Inner {
     pub replica_id: String,
     /// Settings, levers, audit log, tenants and the call-log export (admin.md).
     pub admin: tokenone_core::services::admin::AdminService,
+    /// Connectors: catalogue, OAuth round trips, database connect, list and revoke.
+    pub connectors: ConnectorService,
     /// Which stored settings and levers this replica has loaded.
     pub runtime: crate::runtime::Runtime,
 }

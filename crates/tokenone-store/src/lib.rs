@@ -6,8 +6,10 @@
 //! offers atomic mechanisms (guarded updates, conditional inserts) and reports what happened.
 
 mod admin;
+mod connectors;
 mod identity;
 mod keys;
+mod probe;
 mod projects;
 mod router;
 mod rows;
@@ -21,6 +23,8 @@ use std::time::Duration;
 use tokenone_core::model::AuditEntry;
 use tokenone_core::repo::{AuditRepo, SecretRepo, Store};
 use tokenone_core::{Error, Result};
+
+pub use probe::SqlxProbe;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

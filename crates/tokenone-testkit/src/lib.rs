@@ -3,6 +3,7 @@
 //! HTTP to it. [`both_backends!`] turns one test body into a SQLite and a PostgreSQL test.
 
 pub mod mock;
+pub mod oauth;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -360,6 +361,61 @@ impl TestApp {
                 Value::Object(m)
             })
             .collect()
+    }
+
+    /// Every value of every table, concatenated, to scan what is stored at rest: on SQLite text,
+    /// integers and blobs as they are; on PostgreSQL each row as JSON text (`bytea` shows as
+    /// `\\x` and hex, so also look for the hex form of what you search).
+    pub async fn dump_database(&self) -> Vec<u8> {
+        use sqlx::Row;
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.db_url)
+            .await
+            .expect("connect to test db");
+        let mut out = Vec::new();
+        let tables_sql = match self.backend {
+            Backend::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_sqlx%' ESCAPE '\\'",
+            Backend::Postgres => {
+                "SELECT tablename::text AS name FROM pg_tables WHERE schemaname = 'public' AND tablename NOT LIKE '\\_sqlx%'"
+            }
+        };
+        let tables: Vec<String> = sqlx::query(tables_sql)
+            .fetch_all(&mut conn)
+            .await
+            .expect("list tables")
+            .iter()
+            .map(|r| r.get::<String, _>("name"))
+            .collect();
+        for t in tables {
+            out.extend_from_slice(format!("\n== {t}\n").as_bytes());
+            match self.backend {
+                Backend::Postgres => {
+                    let q = format!("SELECT row_to_json(t)::text AS j FROM \"{t}\" t");
+                    for r in sqlx::query(&q).fetch_all(&mut conn).await.expect("dump table") {
+                        out.extend_from_slice(r.get::<String, _>("j").as_bytes());
+                        out.push(b'\n');
+                    }
+                }
+                Backend::Sqlite => {
+                    let q = format!("SELECT * FROM \"{t}\"");
+                    for r in sqlx::query(&q).fetch_all(&mut conn).await.expect("dump table") {
+                        for i in 0..r.len() {
+                            if let Ok(Some(v)) = r.try_get::<Option<String>, _>(i) {
+                                out.extend_from_slice(v.as_bytes());
+                            } else if let Ok(Some(v)) = r.try_get::<Option<Vec<u8>>, _>(i) {
+                                out.extend_from_slice(&v);
+                            } else if let Ok(Some(v)) = r.try_get::<Option<i64>, _>(i) {
+                                out.extend_from_slice(v.to_string().as_bytes());
+                            }
+                            out.push(b'|');
+                        }
+                        out.push(b'\n');
+                    }
+                }
+            }
+        }
+        let _ = conn.close().await;
+        out
     }
 
     /// Executes a statement on the app's database (for setting up states the API cannot reach,

@@ -36,6 +36,11 @@ enum Command {
         #[command(subcommand)]
         command: LedgerCommand,
     },
+    /// The credential vault.
+    Vault {
+        #[command(subcommand)]
+        command: VaultCommand,
+    },
     /// Configuration helpers.
     Config {
         #[command(subcommand)]
@@ -68,6 +73,19 @@ enum LedgerCommand {
     /// Recompute every chain and signature and check each wallet against its postings; exit 1
     /// on the first bad entry.
     Verify,
+}
+
+#[derive(Subcommand)]
+enum VaultCommand {
+    /// Re-wrap every sealed secret under a new master key while servers keep serving. With the
+    /// key in a file (the default), the new key replaces it there and the old one is kept in
+    /// `<file>.previous`; servers following the file switch by themselves. Prints the new key id.
+    Rotate {
+        /// Take the new key (32 bytes, base64) from this file instead of generating one. Needed
+        /// when the key comes from `TOKENONE_MASTER_KEY` (see the README's procedure).
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -200,6 +218,104 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Vault {
+            command: VaultCommand::Rotate { new_key_file },
+        } => vault_rotate(cfg, new_key_file).await,
         Command::Config { .. } => Ok(()),
     }
+}
+
+/// `tokenone vault rotate`: checks that every sealed value opens, installs the new key (key file
+/// mode), then re-wraps everything under it.
+async fn vault_rotate(cfg: Config, new_key_file: Option<PathBuf>) -> anyhow::Result<()> {
+    use std::collections::BTreeSet;
+    use tokenone_core::repo::VaultRepo;
+    use tokenone_core::services::vault::{rewrap_all, unreadable};
+    use tokenone_core::vault::{previous_path, write_private_atomic, MasterKey, Vault};
+
+    let env_mode = !cfg.vault.master_key.is_empty();
+    let key_path = tokenone_server::master_key_path(&cfg);
+    if !env_mode && !key_path.exists() {
+        anyhow::bail!("no master key file at {}: nothing to rotate", key_path.display());
+    }
+    let new_key = match &new_key_file {
+        Some(p) => {
+            MasterKey::from_base64(&std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)
+                .with_context(|| format!("the new key in {}", p.display()))?
+        }
+        None if env_mode => anyhow::bail!(
+            "the master key comes from TOKENONE_MASTER_KEY, which this command cannot change: \
+             pass --new-key-file (see the README's rotation procedure)"
+        ),
+        None => MasterKey::generate(),
+    };
+    let store = tokenone_store::SqlStore::connect(cfg.database.url.expose(), 2).await?;
+    let old = tokenone_server::load_vault(&cfg)?;
+    let old_keys = old.keys();
+    let old_current = old.current_key();
+    // Every key known so far still opens; the new one seals.
+    let mut rotating = Vault::new(new_key.clone());
+    for k in &old_keys {
+        rotating = rotating.with_older(k.clone());
+    }
+    let bad = unreadable(&store, &rotating)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !bad.is_empty() {
+        anyhow::bail!(
+            "{} sealed value(s) do not open with the configured master keys ({}); nothing changed",
+            bad.len(),
+            bad.join(", ")
+        );
+    }
+    if !env_mode {
+        // `.previous` keeps the outgoing key, and older ones only while a record still uses them.
+        let in_use: BTreeSet<String> = store
+            .sealed_records()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .iter()
+            .filter_map(|r| Vault::key_id_of(&r.blob))
+            .collect();
+        let mut previous = String::new();
+        for (i, k) in old_keys.iter().enumerate() {
+            if k.id_hex() != new_key.id_hex() && (i == 0 || in_use.contains(&k.id_hex())) {
+                previous.push_str(&k.to_base64());
+                previous.push('\n');
+            }
+        }
+        write_private_atomic(&previous_path(&key_path), previous.as_bytes())
+            .with_context(|| format!("writing {}", previous_path(&key_path).display()))?;
+        write_private_atomic(&key_path, new_key.to_base64().as_bytes())
+            .with_context(|| format!("writing {}", key_path.display()))?;
+    }
+    let report = rewrap_all(&store, &rotating)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    store.close().await;
+    println!(
+        "{}",
+        serde_json::json!({
+            "keyId": new_key.id_hex(), "previousKeyId": old_current.id_hex(), "records": report.records,
+            "rewrapped": report.rewrapped, "byKey": report.by_key, "unreadable": report.unreadable,
+        })
+    );
+    eprintln!("new master key id: {}", new_key.id_hex());
+    if env_mode {
+        eprintln!(
+            "Now restart every server with TOKENONE_MASTER_KEY set to the new key and \
+             TOKENONE_VAULT__PREVIOUS_MASTER_KEYS set to the old one, then run this command again \
+             with the same --new-key-file to re-wrap anything sealed meanwhile."
+        );
+    } else {
+        eprintln!(
+            "{} now holds the new key; the old one is kept in {} (keep it until every server has restarted).",
+            key_path.display(),
+            previous_path(&key_path).display()
+        );
+    }
+    if !report.unreadable.is_empty() {
+        std::process::exit(1);
+    }
+    Ok(())
 }

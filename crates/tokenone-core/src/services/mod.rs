@@ -1,6 +1,7 @@
 //! Plain async services: handlers parse and authorise, then call exactly one of these.
 
 pub mod admin;
+pub mod connectors;
 pub mod identity;
 pub mod keys;
 pub mod ledger;
@@ -9,6 +10,7 @@ pub mod projects;
 pub mod router;
 pub mod secrets;
 pub mod summary;
+pub mod vault;
 pub mod wallet;
 
 use crate::model::{AuditEntry, Ctx};

@@ -2,11 +2,14 @@
 //! and the OpenAPI document come from the same list and cannot drift apart.
 //!
 //! Public routes (no authentication): `/healthz`, `/readyz`, `/metrics`, `GET /api/openapi.json`,
-//! `POST /api/auth/{register,login,refresh,logout}`, `POST /api/invites/accept`. Every other
-//! handler takes `AuthUser`, `PlatformAdmin` or `ProjectGuard<_>`.
+//! `POST /api/auth/{register,login,refresh,logout}`, `POST /api/invites/accept`,
+//! `GET /api/connectors/_public/providers`, and `GET /api/connectors/oauth/{provider}/callback`
+//! (authenticated by its single-use OAuth state). Every other handler takes `AuthUser`,
+//! `PlatformAdmin` or `ProjectGuard<_>`.
 
 pub mod admin;
 pub mod auth;
+pub mod connectors;
 pub mod economics;
 pub mod keys;
 pub mod members;
@@ -25,7 +28,7 @@ use utoipa_axum::routes;
 #[openapi(
     info(title = "TokenOne", description = "Control plane of the TokenOne LLM gateway. Every answer is `{success, data}` or `{success: false, error, code}`."),
     modifiers(&BearerAuth),
-    tags((name = "auth"), (name = "projects"), (name = "keys"), (name = "members"), (name = "wallet"), (name = "admin"))
+    tags((name = "auth"), (name = "projects"), (name = "keys"), (name = "members"), (name = "wallet"), (name = "admin"), (name = "connectors"))
 )]
 pub struct ApiDoc;
 
@@ -71,4 +74,10 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::runtime_status))
         .routes(routes!(admin::tenants))
         .routes(routes!(admin::audit_log))
+        .routes(routes!(connectors::providers))
+        .routes(routes!(connectors::authorize))
+        .routes(routes!(connectors::callback))
+        .routes(routes!(connectors::connect_database))
+        .routes(routes!(connectors::list_connectors))
+        .routes(routes!(connectors::revoke_connector))
 }

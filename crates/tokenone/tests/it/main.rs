@@ -3,6 +3,7 @@
 mod admin;
 mod auth;
 mod cli;
+mod connectors;
 mod crash;
 mod money;
 mod openapi;

@@ -40,6 +40,13 @@ const ROUTES: &[&str] = &[
     "POST /api/projects/{id}/members",
     "PATCH /api/projects/{id}/members/{memberId}/role",
     "DELETE /api/projects/{id}/members/{memberId}",
+    // Public: the catalogue, and the OAuth callback (its state authenticates it).
+    "GET /api/connectors/_public/providers",
+    "GET /api/connectors/oauth/{provider}/callback",
+    "POST /api/connectors/{type}/authorize",
+    "POST /api/connectors/database/connect",
+    "GET /api/connectors/{projectId}",
+    "DELETE /api/connectors/{projectId}/{credentialId}",
 ];
 
 async fn openapi_covers_every_route(app: TestApp) {
@@ -60,7 +67,11 @@ async fn openapi_covers_every_route(app: TestApp) {
             .replace("{id}", "00000000-0000-7000-8000-000000000000")
             .replace("{memberId}", "x")
             .replace("{keyId}", "x")
-            .replace("{tenantId}", "x");
+            .replace("{tenantId}", "x")
+            .replace("{projectId}", "00000000-0000-7000-8000-000000000000")
+            .replace("{credentialId}", "x")
+            .replace("{type}", "github")
+            .replace("{provider}", "github");
         let a = app.call(method.parse().unwrap(), &concrete, None, None).await;
         assert_ne!(a.body["error"], "no such route", "{route}");
         assert_ne!(a.status, 405, "{route}");
