@@ -556,9 +556,14 @@ fn env_overrides(env: impl IntoIterator<Item = (String, String)>) -> Result<Vec<
     let mut vars: Vec<(String, String)> = env.into_iter().collect();
     vars.sort();
     for (name, value) in vars {
+        // A name that is itself a configuration key (`TOKENONE_VAULT__MASTER_KEY_FILE` is
+        // `vault.master_key_file`) is that key, not the `_FILE` form of another one.
+        let is_key = name
+            .strip_prefix("TOKENONE_")
+            .is_some_and(|rest| rest.contains("__") && defaults_have(&rest.to_ascii_lowercase().replace("__", ".")));
         let (base, from_file) = match name.strip_suffix("_FILE") {
-            Some(b) => (b.to_string(), true),
-            None => (name.clone(), false),
+            Some(b) if !is_key => (b.to_string(), true),
+            _ => (name.clone(), false),
         };
         let key = if let Some((_, k)) = WELL_KNOWN_ENV.iter().find(|(n, _)| *n == base) {
             k.to_string()
@@ -584,6 +589,12 @@ fn env_overrides(env: impl IntoIterator<Item = (String, String)>) -> Result<Vec<
         out.push((key, value));
     }
     Ok(out)
+}
+
+/// Whether the default configuration has the dotted `key`.
+fn defaults_have(key: &str) -> bool {
+    let mut tree = Config::default().to_tree();
+    slot_mut(&mut tree, key, "").is_ok()
 }
 
 fn merge_file(tree: &mut Value, file: &Value, prefix: &str, source: &str) -> Result<(), ConfigError> {
@@ -830,6 +841,17 @@ mod tests {
         .unwrap();
         assert_eq!(c.admin.password.expose(), "s3cret-from-file");
         assert_eq!(c.auth.jwt_secret.expose(), "s3cret-from-file");
+    }
+
+    #[test]
+    fn a_key_ending_in_file_is_that_key() {
+        let c = Config::load(
+            None,
+            env(&[("TOKENONE_VAULT__MASTER_KEY_FILE", "/etc/tokenone/master.key")]),
+        )
+        .unwrap();
+        assert_eq!(c.vault.master_key_file, "/etc/tokenone/master.key");
+        assert!(c.vault.master_key.is_empty());
     }
 
     #[test]
