@@ -31,3 +31,54 @@ pub struct NoEvents;
 impl EventSink for NoEvents {
     fn publish(&self, _event: Event) {}
 }
+
+/// The event types of workspace.md.
+pub mod kinds {
+    pub const STAGE_CHANGED: &str = "stage.changed";
+    pub const ARCHIVE_CHANGED: &str = "archive.changed";
+    pub const CONNECTOR_CONNECTED: &str = "connector.connected";
+    pub const CONNECTOR_DISCONNECTED: &str = "connector.disconnected";
+    pub const MEMBER_INVITED: &str = "member.invited";
+    pub const MEMBER_REMOVED: &str = "member.removed";
+    pub const LLM_CALL: &str = "llm.call";
+    pub const PRESENCE_HEARTBEAT: &str = "presence.heartbeat";
+}
+
+impl Event {
+    /// An event happening now.
+    pub fn now(
+        project_id: ProjectId,
+        tenant_id: TenantId,
+        actor_user_id: Option<UserId>,
+        kind: &str,
+        payload: Value,
+    ) -> Event {
+        Event {
+            project_id,
+            tenant_id,
+            actor_user_id,
+            kind: kind.to_string(),
+            payload,
+            at: crate::time::now_ms(),
+        }
+    }
+
+    /// Presence is live only: it is delivered to whoever watches now, never stored or replayed
+    /// (a heartbeat per watcher every few seconds would push real events out of the replay
+    /// window), so it carries no sequence number.
+    pub fn is_ephemeral(&self) -> bool {
+        self.kind == kinds::PRESENCE_HEARTBEAT
+    }
+
+    /// The SSE `data:` of the event: `{type, projectId, tenantId, actorUserId, at, payload}`.
+    pub fn frame(&self) -> Value {
+        serde_json::json!({
+            "type": self.kind,
+            "projectId": self.project_id,
+            "tenantId": self.tenant_id,
+            "actorUserId": self.actor_user_id,
+            "at": crate::time::format_ms(self.at),
+            "payload": self.payload,
+        })
+    }
+}

@@ -3,11 +3,13 @@
 
 pub mod admin;
 pub mod catalogue;
+pub mod cold;
 pub mod config;
 pub mod connectors;
 pub mod economics;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod ids;
 pub mod keys;
 pub mod model;
@@ -22,5 +24,6 @@ pub mod time;
 pub mod tokens;
 pub mod validate;
 pub mod vault;
+pub mod workspace;
 
 pub use error::{Error, Result};

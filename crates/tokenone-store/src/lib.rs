@@ -14,6 +14,7 @@ mod projects;
 mod router;
 mod rows;
 mod wallet;
+mod workspace;
 
 use async_trait::async_trait;
 use sqlx::any::{AnyPoolOptions, AnyRow};

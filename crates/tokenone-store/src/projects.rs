@@ -158,21 +158,17 @@ impl ProjectRepo for SqlStore {
     }
 
     async fn update_project(&self, p: &Project) -> Result<()> {
-        sqlx::query(
-            "UPDATE projects SET name = $2, description = $3, tags = $4, stage = $5, archived = $6, storage_tier = $7, updated_at = $8
-             WHERE id = $1",
-        )
-        .bind(p.id.to_string())
-        .bind(p.name.clone())
-        .bind(p.description.clone())
-        .bind(serde_json::to_string(&p.tags).map_err(Error::internal)?)
-        .bind(p.stage.as_str())
-        .bind(p.archived as i64)
-        .bind(p.storage_tier.as_str())
-        .bind(p.updated_at)
-        .execute(self.w())
-        .await
-        .map_err(db_err)?;
+        // Only the fields a PATCH edits: stage, archive and storage tier have their own guarded
+        // updates, which a concurrent rename must not undo.
+        sqlx::query("UPDATE projects SET name = $2, description = $3, tags = $4, updated_at = $5 WHERE id = $1")
+            .bind(p.id.to_string())
+            .bind(p.name.clone())
+            .bind(p.description.clone())
+            .bind(serde_json::to_string(&p.tags).map_err(Error::internal)?)
+            .bind(p.updated_at)
+            .execute(self.w())
+            .await
+            .map_err(db_err)?;
         Ok(())
     }
 }

@@ -18,7 +18,7 @@ use tokenone_core::{Error, Result};
 
 type Tx<'a> = Transaction<'a, sqlx::Any>;
 
-fn entry(r: &AnyRow) -> Result<LedgerEntry> {
+pub(crate) fn entry(r: &AnyRow) -> Result<LedgerEntry> {
     let hex = |col: &str| -> Result<[u8; 32]> {
         let s: String = rows::get(r, col)?;
         from_hex(&s).ok_or_else(|| Error::internal(anyhow::anyhow!("ledger column {col} is not a 32-byte hex digest")))

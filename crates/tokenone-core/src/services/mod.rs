@@ -12,6 +12,7 @@ pub mod secrets;
 pub mod summary;
 pub mod vault;
 pub mod wallet;
+pub mod workspace;
 
 use crate::model::{AuditEntry, Ctx};
 use crate::repo::Store;

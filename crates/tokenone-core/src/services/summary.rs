@@ -121,6 +121,7 @@ impl SummaryService {
         if !(1..=100).contains(&limit) {
             return Err(Error::invalid("`limit` must be 1 to 100"));
         }
+        super::workspace::require_hot(access)?;
         let calls = self.store.recent_calls(access.id(), limit).await?;
         Ok(calls)
     }
