@@ -4,6 +4,7 @@
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod hub;
 pub mod metrics;
 pub mod middleware;
 pub mod proxy;
@@ -81,7 +82,9 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
     let store = SqlStore::connect(cfg.database.url.expose(), cfg.database.max_connections)
         .await
         .context("connecting to the database")?;
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store = Arc::new(store);
+    let workspace_repo: Arc<dyn tokenone_core::workspace::WorkspaceRepo> = store.clone();
+    let store: Arc<dyn Store> = store;
     let vault = load_vault(&cfg)?;
     // From here on `cfg` is the effective configuration: file and environment, then stored settings.
     let admin = tokenone_core::services::admin::AdminService::new(store.clone(), vault.clone(), cfg.clone());
@@ -122,6 +125,26 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
     let ledger_key = server_secret(store.as_ref(), &vault, "ledger").await?;
     let ledger = tokenone_core::services::ledger::LedgerService::new(store.clone(), ledger_key.clone());
     let writer = proxy::writer::CallWriter::start(store.clone(), ledger_key);
+    // Project events fan out on a Redis channel of this installation only (replicas share the
+    // database, hence this secret; other installations on the same Redis do not hear them).
+    let installation = server_secret(store.as_ref(), &vault, "installation").await?;
+    let channel = format!(
+        "tokenone:events:{}",
+        &tokenone_core::tokens::sha256_hex(&tokenone_core::tokens::hex(&installation))[..16]
+    );
+    let fanout = redis.clone().map(|conn| hub::RedisFanout {
+        conn,
+        url: live.get().redis.url.expose().to_string(),
+        channel,
+    });
+    let hub = hub::EventHub::start(workspace_repo.clone(), fanout, replica_id.clone()).await;
+    let events: Arc<dyn tokenone_core::events::EventSink> = Arc::new(hub.clone());
+    let workspace = tokenone_core::services::workspace::WorkspaceService::new(
+        store.clone(),
+        workspace_repo,
+        live.clone(),
+        events.clone(),
+    );
     let mut metrics = metrics::Metrics::new();
     metrics.register_extra(
         "settlement_queue_depth",
@@ -132,6 +155,12 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
         "ratelimit_redis_fallbacks",
         "Rate-limit checks decided locally because Redis was unreachable",
         rate_limiter.fallbacks.clone(),
+    );
+    metrics.register_extra("sse_watchers", "Open SSE event streams", hub.watchers_gauge());
+    metrics.register_extra(
+        "events_dropped",
+        "Project events dropped because the event queue was full",
+        hub.dropped_counter(),
     );
     let routing = state::RoutingTable {
         catalogue: live_cfg_catalogue,
@@ -156,7 +185,10 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
         tasks: tokio_util::task::TaskTracker::new(),
         router: std::sync::RwLock::new(router_now),
         router_service,
-        events: Arc::new(tokenone_core::events::NoEvents),
+        events,
+        hub,
+        workspace,
+        shutdown: tokio_util::sync::CancellationToken::new(),
         breakers: tokenone_core::routing::Breakers::new(tokenone_core::routing::BreakerPolicy::default()),
         metrics,
         started_at: tokenone_core::time::now_ms(),
@@ -316,6 +348,8 @@ pub async fn serve_state(
         }
     }
     drop(listener);
+    // Streams that would never end by themselves (SSE) end now, so draining can finish.
+    state.shutdown.cancel();
     tracing::info!("shutting down: draining connections");
     tokio::select! {
         _ = graceful.shutdown() => {}
@@ -327,6 +361,7 @@ pub async fn serve_state(
     state.tasks.close();
     state.tasks.wait().await;
     state.writer.shutdown().await;
+    state.hub.shutdown().await;
     state.wallet.return_all().await;
     Ok(())
 }

@@ -47,6 +47,12 @@ pub struct Inner {
     pub breakers: Breakers,
     /// Project events (SSE); the proxy publishes `llm.call` here.
     pub events: Arc<dyn tokenone_core::events::EventSink>,
+    /// The event hub behind `events`: SSE watchers subscribe here.
+    pub hub: crate::hub::EventHub,
+    /// Stage, archive, cold storage, export and handoff (workspace.md).
+    pub workspace: tokenone_core::services::workspace::WorkspaceService,
+    /// Cancelled when the server starts shutting down: long-lived streams (SSE) end then.
+    pub shutdown: tokio_util::sync::CancellationToken,
     pub router_service: RouterService,
     /// Settlement tasks; shutdown waits for them before the writer's last flush.
     pub tasks: TaskTracker,

@@ -1,6 +1,8 @@
 //! The `tokenone` binary: command line, configuration loading and wiring. The only crate that
 //! knows all the others.
 
+mod export_cmd;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::io::{IsTerminal, Read};
@@ -40,6 +42,11 @@ enum Command {
     Vault {
         #[command(subcommand)]
         command: VaultCommand,
+    },
+    /// Encrypted project exports.
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
     },
     /// Configuration helpers.
     Config {
@@ -85,6 +92,19 @@ enum VaultCommand {
         /// when the key comes from `TOKENONE_MASTER_KEY` (see the README's procedure).
         #[arg(long)]
         new_key_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// Decrypt a `.t1x` export into `<name>.json` (passphrase from TOKENONE_EXPORT_PASSPHRASE or a
+    /// prompt). A wrong passphrase or a damaged file is an error and writes nothing.
+    Decrypt {
+        /// The export file.
+        file: PathBuf,
+        /// Directory to write the bundle into (default: the current directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -149,6 +169,13 @@ async fn main() -> anyhow::Result<()> {
     {
         print!("{}", Config::default_toml());
         return Ok(());
+    }
+    // Needs no configuration: it may run anywhere the file was copied to.
+    if let Some(Command::Export {
+        command: ExportCommand::Decrypt { file, out },
+    }) = &cli.command
+    {
+        return export_cmd::decrypt(file, out.as_deref());
     }
     let cfg = load_config(cli.config)?;
     init_logging(&cfg);
@@ -221,7 +248,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Vault {
             command: VaultCommand::Rotate { new_key_file },
         } => vault_rotate(cfg, new_key_file).await,
-        Command::Config { .. } => Ok(()),
+        Command::Config { .. } | Command::Export { .. } => Ok(()),
     }
 }
 

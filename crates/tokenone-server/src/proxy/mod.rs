@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokenone_core::catalogue::{native_path, NoPath};
 use tokenone_core::economics::{price_call, reservation_tokens, Levers, Usage as EconUsage};
+use tokenone_core::events::{kinds, Event};
 use tokenone_core::keys::{looks_like_key, KeyAuth, KeyMode};
 use tokenone_core::model::{CallRecord, Settled};
 use tokenone_core::routing::{
@@ -316,6 +317,7 @@ impl Call {
             }
             _ => None,
         };
+        self.publish_call(&record);
         match (hold, figures) {
             (Some(hold), Some(s)) => {
                 let state = self.state.clone();
@@ -336,6 +338,26 @@ impl Call {
                 self.state.writer.record(record);
             }
         }
+    }
+
+    /// `llm.call` to the project's watchers, priced (dev calls too: `mode` says which).
+    fn publish_call(&self, r: &CallRecord) {
+        let (Ok(project), Ok(tenant)) = (r.project_id.parse(), r.tenant_id.parse()) else {
+            return;
+        };
+        self.state.events.publish(Event::now(
+            project,
+            tenant,
+            None,
+            kinds::LLM_CALL,
+            json!({
+                "callId": r.id, "keyId": r.key_id, "mode": r.mode, "shape": r.shape,
+                "requestedModel": r.requested_model, "deliveredModel": r.delivered_model, "provider": r.provider,
+                "tier": r.tier, "inputTokens": r.input_tokens.to_string(), "outputTokens": r.output_tokens.to_string(),
+                "burnTokens": r.burn_tokens.to_string(), "savingsTokens": r.savings_tokens.to_string(),
+                "passBackTokens": r.pass_back_tokens.to_string(), "latencyMs": r.latency_ms, "status": r.status,
+            }),
+        ));
     }
 
     fn set_usage(&mut self, u: Usage, estimated: bool) {

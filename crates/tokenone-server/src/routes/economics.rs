@@ -148,7 +148,8 @@ pub struct PickDto {
 
 #[utoipa::path(get, path = "/api/tokenone/projects/{id}/recent-upstream-picks", tag = "wallet", security(("bearer" = [])),
     params(("id" = String, Path, description = "project id"), PicksQuery),
-    responses((status = 200, description = "newest first", body = [PickDto]), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 200, description = "newest first", body = [PickDto]), (status = 404, body = ErrorEnvelope),
+              (status = 409, description = "history in cold storage", body = ErrorEnvelope)))]
 pub async fn recent_picks(
     State(state): State<AppState>,
     g: ProjectGuard<Viewer>,

@@ -5,7 +5,21 @@ use crate::error::{ApiResult, Created, Data};
 use crate::extract::{parse_id, Admin, ApiJson, ProjectGuard, Viewer};
 use crate::state::AppState;
 use axum::extract::{Path, State};
+use tokenone_core::events::{kinds, Event};
 use tokenone_core::ids::MemberId;
+use tokenone_core::model::Member;
+
+/// `member.invited` / `member.removed` to the project's watchers.
+fn member_event<R: crate::extract::MinRole>(state: &AppState, g: &ProjectGuard<R>, kind: &str, m: &Member) {
+    let p = &g.access.view.project;
+    state.events.publish(Event::now(
+        p.id,
+        p.tenant_id,
+        Some(g.auth.user.id),
+        kind,
+        serde_json::json!({"memberId": m.id, "email": m.email, "role": m.role.as_str()}),
+    ));
+}
 
 #[utoipa::path(get, path = "/api/projects/{id}/members", tag = "members", security(("bearer" = [])),
     params(("id" = String, Path, description = "project id")),
@@ -25,6 +39,7 @@ pub async fn invite_member(
     ApiJson(b): ApiJson<InviteBody>,
 ) -> ApiResult<Created<MemberDto>> {
     let invited = state.projects.invite(&g.ctx(), &g.access, b.email, b.role).await?;
+    member_event(&state, &g, kinds::MEMBER_INVITED, &invited.member);
     let mut dto = MemberDto::from(&invited.member);
     dto.invite_url = invited.invite_url;
     Ok(Created(dto))
@@ -56,5 +71,6 @@ pub async fn remove_member(
 ) -> ApiResult<Data<MemberDto>> {
     let member: MemberId = parse_id(&path.1, "member")?;
     let m = state.projects.remove(&g.ctx(), &g.access, member).await?;
+    member_event(&state, &g, kinds::MEMBER_REMOVED, &m);
     Ok(Data(MemberDto::from(&m)))
 }

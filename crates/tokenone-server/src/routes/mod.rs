@@ -11,12 +11,14 @@ pub mod admin;
 pub mod auth;
 pub mod connectors;
 pub mod economics;
+pub mod events;
 pub mod keys;
 pub mod members;
 pub mod ops;
 pub mod projects;
 pub mod router;
 pub mod wallet;
+pub mod workspace;
 
 use crate::state::AppState;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -74,6 +76,13 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::runtime_status))
         .routes(routes!(admin::tenants))
         .routes(routes!(admin::audit_log))
+        .routes(routes!(workspace::set_stage))
+        .routes(routes!(workspace::set_archived))
+        .routes(routes!(workspace::cold_move))
+        .routes(routes!(workspace::cold_restore))
+        .routes(routes!(workspace::export))
+        .routes(routes!(workspace::handoff))
+        .routes(routes!(events::project_events))
         .routes(routes!(connectors::providers))
         .routes(routes!(connectors::authorize))
         .routes(routes!(connectors::callback))

@@ -40,6 +40,13 @@ const ROUTES: &[&str] = &[
     "POST /api/projects/{id}/members",
     "PATCH /api/projects/{id}/members/{memberId}/role",
     "DELETE /api/projects/{id}/members/{memberId}",
+    "POST /api/tokenone/projects/{id}/stage",
+    "POST /api/tokenone/projects/{id}/archive",
+    "POST /api/tokenone/projects/{id}/cold/move",
+    "POST /api/tokenone/projects/{id}/cold/restore",
+    "POST /api/tokenone/projects/{id}/export",
+    "GET /api/tokenone/projects/{id}/handoff",
+    "GET /api/tokenone/projects/{id}/events",
     // Public: the catalogue, and the OAuth callback (its state authenticates it).
     "GET /api/connectors/_public/providers",
     "GET /api/connectors/oauth/{provider}/callback",
