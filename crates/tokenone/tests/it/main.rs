@@ -13,3 +13,5 @@ mod replicas;
 mod routing;
 mod sdk;
 mod smoke;
+mod sse;
+mod workspace;
