@@ -70,15 +70,6 @@ pub(crate) fn call(r: &AnyRow) -> Result<CallRecord> {
     })
 }
 
-pub(crate) const INSERT_CALL: &str =
-    "INSERT INTO calls (id, at, tenant_id, project_id, key_id, mode, shape, requested_model, requested_tier,
-    needed_tier, delivered_model, provider, tier, routed, fallback_used, reasons, shadow_pick, stream, input_tokens,
-    cached_input_tokens, output_tokens, usage_estimated, burn_tokens, savings_tokens, pass_back_tokens,
-    uncollected_tokens, latency_ms, status, error_code, shadow_savings_tokens)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23,
-    $24, $25, $26, $27, $28, $29, $30)
-    ON CONFLICT (id) DO NOTHING";
-
 #[async_trait]
 impl KeyRepo for SqlStore {
     async fn insert_key(&self, k: &ApiKey, hash: &str) -> Result<()> {

@@ -2,7 +2,6 @@
 //! writes the ledger entries and the balances together; the ledger head row of a tenant is the
 //! lock that orders its chain across replicas.
 
-use crate::keys::INSERT_CALL;
 use crate::{db_err, rows, SqlStore};
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
@@ -136,126 +135,269 @@ fn day_of(ms: Millis) -> String {
     tokenone_core::time::format_ms(ms)[..10].to_string()
 }
 
-/// The call writer's batch: see `CallRepo::settle_calls`.
+/// `($1, ..., $cols), ($cols+1, ...)` for `rows` rows.
+fn values(rows: usize, cols: usize) -> String {
+    let mut out = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(r * cols + c + 1).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
+const CALL_COLUMNS: &str = "id, at, tenant_id, project_id, key_id, mode, shape, requested_model, requested_tier,
+    needed_tier, delivered_model, provider, tier, routed, fallback_used, reasons, shadow_pick, stream, input_tokens,
+    cached_input_tokens, output_tokens, usage_estimated, burn_tokens, savings_tokens, pass_back_tokens,
+    uncollected_tokens, latency_ms, status, error_code, shadow_savings_tokens";
+const CALL_COLS: usize = 30;
+const LEDGER_COLS: usize = 13;
+/// Rows per multi-row statement (well under both databases' parameter limits).
+const CHUNK: usize = 100;
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+fn bind_call<'q>(q: AnyQuery<'q>, c: &tokenone_core::model::CallRecord) -> Result<AnyQuery<'q>> {
+    Ok(q.bind(c.id.to_string())
+        .bind(c.at)
+        .bind(c.tenant_id.clone())
+        .bind(c.project_id.clone())
+        .bind(c.key_id.clone())
+        .bind(c.mode.clone())
+        .bind(c.shape.clone())
+        .bind(c.requested_model.clone())
+        .bind(c.requested_tier.clone())
+        .bind(c.needed_tier.clone())
+        .bind(c.delivered_model.clone())
+        .bind(c.provider.clone())
+        .bind(c.tier.clone())
+        .bind(c.routed as i64)
+        .bind(c.fallback_used as i64)
+        .bind(serde_json::to_string(&c.reasons).map_err(Error::internal)?)
+        .bind(c.shadow_pick.clone())
+        .bind(c.stream as i64)
+        .bind(c.input_tokens)
+        .bind(c.cached_input_tokens)
+        .bind(c.output_tokens)
+        .bind(c.usage_estimated as i64)
+        .bind(c.burn_tokens)
+        .bind(c.savings_tokens)
+        .bind(c.pass_back_tokens)
+        .bind(c.uncollected_tokens)
+        .bind(c.latency_ms)
+        .bind(c.status as i64)
+        .bind(c.error_code.clone())
+        .bind(c.shadow_savings_tokens))
+}
+
+fn bind_entry<'q>(q: AnyQuery<'q>, e: &LedgerEntry) -> AnyQuery<'q> {
+    q.bind(e.id.to_string())
+        .bind(e.tenant_id.to_string())
+        .bind(e.seq as i64)
+        .bind(e.at_ms)
+        .bind(e.kind.clone())
+        .bind(e.call_id.map(|c| c.to_string()))
+        .bind(e.debit_account.clone())
+        .bind(e.credit_account.clone())
+        .bind(e.amount_tokens as i64)
+        .bind(e.memo.clone())
+        .bind(to_hex(&e.prev_hash))
+        .bind(to_hex(&e.hash))
+        .bind(to_hex(&e.signature))
+}
+
+fn tenant_of(c: &tokenone_core::model::CallRecord) -> Result<TenantId> {
+    c.tenant_id
+        .parse()
+        .map_err(|_| Error::internal(anyhow::anyhow!("bad tenant id")))
+}
+
+/// One roll-up row's increments.
+#[derive(Default)]
+struct RollupDelta {
+    calls: i64,
+    routed: i64,
+    shadow: i64,
+    input: i64,
+    output: i64,
+    burn: i64,
+    savings: i64,
+    shadow_savings: i64,
+    pass_back: i64,
+    uncollected: i64,
+}
+
+/// The call writer's batch: see `CallRepo::settle_calls`. Few statements per batch, however
+/// many calls: call rows and ledger entries go in multi-row inserts, and wallet, lease and
+/// roll-up movements are summed per row and applied once, the wallets last (their row locks
+/// are what a replica extending a lease waits for).
 pub(crate) async fn settle_calls(store: &SqlStore, batch: &[Settled], key: &[u8]) -> Result<()> {
     if batch.is_empty() {
         return Ok(());
     }
     let mut tx = store.w().begin().await.map_err(db_err)?;
-    // Chains touched by this batch, locked once each in a fixed order (no deadlocks between
-    // replicas writing the same tenants).
-    let mut heads: BTreeMap<String, (u64, [u8; 32])> = BTreeMap::new();
-    for s in batch {
-        if s.money.as_ref().is_some_and(|m| !m.postings.is_empty()) {
-            heads
-                .entry(s.record.tenant_id.clone())
-                .or_insert((0, GENESIS_PREV_HASH));
+    // 1. The call rows; the ids that were new (a retried batch finds its calls written, with
+    //    their money: those are skipped entirely).
+    let mut fresh: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for chunk in batch.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO calls ({CALL_COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
+            values(chunk.len(), CALL_COLS)
+        );
+        let mut q = sqlx::query(&sql);
+        for s in chunk {
+            q = bind_call(q, &s.record)?;
+        }
+        for r in q.fetch_all(&mut *tx).await.map_err(db_err)? {
+            fresh.insert(rows::get::<String>(&r, "id")?);
         }
     }
-    for (tenant, head) in heads.iter_mut() {
+    let new_calls: Vec<&Settled> = batch
+        .iter()
+        .filter(|s| fresh.contains(&s.record.id.to_string()))
+        .collect();
+    // 2. Ledger postings, chained per tenant (heads locked in a fixed order).
+    let mut by_tenant: BTreeMap<String, Vec<&Settled>> = BTreeMap::new();
+    for s in &new_calls {
+        if s.money.as_ref().is_some_and(|m| !m.postings.is_empty()) {
+            by_tenant.entry(s.record.tenant_id.clone()).or_default().push(s);
+        }
+    }
+    let mut entries: Vec<LedgerEntry> = Vec::new();
+    for (tenant, calls) in &by_tenant {
         let t: TenantId = tenant
             .parse()
             .map_err(|_| Error::internal(anyhow::anyhow!("bad tenant id")))?;
-        *head = lock_head(&mut tx, t).await?;
+        let mut head = lock_head(&mut tx, t).await?;
+        for s in calls {
+            let c = &s.record;
+            for p in s.money.iter().flat_map(|m| m.postings.iter()) {
+                let e = chain_next(
+                    prev_of(t, head).as_ref(),
+                    NewEntry::from_posting(t, p, Some(c.id), c.at, ""),
+                    key,
+                );
+                head = (e.seq, e.hash);
+                entries.push(e);
+            }
+        }
+        save_head(&mut tx, t, head).await?;
     }
-    for s in batch {
+    for chunk in entries.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO ledger_entries (id, tenant_id, seq, at, kind, call_id, debit_account, credit_account,
+             amount_tokens, memo, prev_hash, hash, signature) VALUES {}",
+            values(chunk.len(), LEDGER_COLS)
+        );
+        let mut q = sqlx::query(&sql);
+        for e in chunk {
+            q = bind_entry(q, e);
+        }
+        q.execute(&mut *tx).await.map_err(db_err)?;
+    }
+    // 3. Roll-ups, one upsert per row touched.
+    let mut rollups: BTreeMap<(String, String, String, String, String, String), RollupDelta> = BTreeMap::new();
+    for s in &new_calls {
         let c = &s.record;
-        let inserted = sqlx::query(INSERT_CALL)
-            .bind(c.id.to_string())
-            .bind(c.at)
-            .bind(c.tenant_id.clone())
-            .bind(c.project_id.clone())
-            .bind(c.key_id.clone())
-            .bind(c.mode.clone())
-            .bind(c.shape.clone())
-            .bind(c.requested_model.clone())
-            .bind(c.requested_tier.clone())
-            .bind(c.needed_tier.clone())
-            .bind(c.delivered_model.clone())
-            .bind(c.provider.clone())
-            .bind(c.tier.clone())
-            .bind(c.routed as i64)
-            .bind(c.fallback_used as i64)
-            .bind(serde_json::to_string(&c.reasons).map_err(Error::internal)?)
-            .bind(c.shadow_pick.clone())
-            .bind(c.stream as i64)
-            .bind(c.input_tokens)
-            .bind(c.cached_input_tokens)
-            .bind(c.output_tokens)
-            .bind(c.usage_estimated as i64)
-            .bind(c.burn_tokens)
-            .bind(c.savings_tokens)
-            .bind(c.pass_back_tokens)
-            .bind(c.uncollected_tokens)
-            .bind(c.latency_ms)
-            .bind(c.status as i64)
-            .bind(c.error_code.clone())
-            .bind(c.shadow_savings_tokens)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-        if inserted == 0 {
-            // Written before (a retried batch): its money was posted with it.
+        if c.status >= 400 || c.delivered_model.is_none() {
             continue;
         }
+        let k = (
+            c.tenant_id.clone(),
+            c.project_id.clone(),
+            day_of(c.at),
+            c.mode.clone(),
+            c.requested_model.clone(),
+            c.delivered_model.clone().unwrap_or_default(),
+        );
+        let d = rollups.entry(k).or_default();
+        d.calls += 1;
+        d.routed += c.routed as i64;
+        d.shadow += c.shadow_pick.is_some() as i64;
+        d.input += c.input_tokens;
+        d.output += c.output_tokens;
+        d.burn += c.burn_tokens;
+        d.savings += c.savings_tokens;
+        d.shadow_savings += c.shadow_savings_tokens;
+        d.pass_back += c.pass_back_tokens;
+        d.uncollected += c.uncollected_tokens;
+    }
+    for (k, d) in &rollups {
+        rollup(&mut tx, k, d).await?;
+    }
+    // 4. Leases and wallets, summed, wallets last.
+    let mut leases: BTreeMap<String, i64> = BTreeMap::new();
+    let mut wallets: BTreeMap<String, (i64, i64, Millis)> = BTreeMap::new();
+    for s in &new_calls {
         if let Some(m) = &s.money {
-            let tenant: TenantId = c
-                .tenant_id
-                .parse()
-                .map_err(|_| Error::internal(anyhow::anyhow!("bad tenant id")))?;
-            if !m.postings.is_empty() {
-                let new: Vec<NewEntry> = m
-                    .postings
-                    .iter()
-                    .map(|p: &Posting| NewEntry::from_posting(tenant, p, Some(c.id), c.at, ""))
-                    .collect();
-                let head = heads
-                    .get_mut(&c.tenant_id)
-                    .ok_or_else(|| Error::internal(anyhow::anyhow!("head not locked")))?;
-                append(&mut tx, head, new, key).await?;
-            }
-            sqlx::query(
-                "UPDATE wallets SET balance_tokens = balance_tokens - $2 + $3, leased_tokens = leased_tokens - $2, updated_at = $4
-                 WHERE tenant_id = $1",
-            )
-            .bind(c.tenant_id.clone())
-            .bind(m.debited as i64)
-            .bind(m.credited as i64)
-            .bind(c.at)
+            tenant_of(&s.record)?;
+            *leases.entry(m.lease_id.to_string()).or_default() += m.debited as i64;
+            let w = wallets.entry(s.record.tenant_id.clone()).or_insert((0, 0, 0));
+            w.0 += m.debited as i64;
+            w.1 += m.credited as i64;
+            w.2 = w.2.max(s.record.at);
+        }
+    }
+    for (lease, debited) in &leases {
+        sqlx::query("UPDATE wallet_leases SET consumed = consumed + $2 WHERE id = $1")
+            .bind(lease.clone())
+            .bind(*debited)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-            sqlx::query("UPDATE wallet_leases SET consumed = consumed + $2 WHERE id = $1")
-                .bind(m.lease_id.to_string())
-                .bind(m.debited as i64)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        }
-        if c.status < 400 && c.delivered_model.is_some() {
-            rollup(&mut tx, c).await?;
-        }
     }
-    for (tenant, head) in heads {
-        let t: TenantId = tenant
-            .parse()
-            .map_err(|_| Error::internal(anyhow::anyhow!("bad tenant id")))?;
-        save_head(&mut tx, t, head).await?;
+    for (tenant, (debited, credited, at)) in &wallets {
+        sqlx::query(
+            "UPDATE wallets SET balance_tokens = balance_tokens - $2 + $3, leased_tokens = leased_tokens - $2, updated_at = $4
+             WHERE tenant_id = $1",
+        )
+        .bind(tenant.clone())
+        .bind(*debited)
+        .bind(*credited)
+        .bind(*at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
     }
     tx.commit().await.map_err(db_err)
 }
 
-async fn rollup(tx: &mut Tx<'_>, c: &tokenone_core::model::CallRecord) -> Result<()> {
-    let shadow_savings = c.shadow_savings_tokens;
-    let savings = c.savings_tokens;
+/// The stand-in for the previous entry that `chain_next` needs (it reads only seq and hash).
+fn prev_of(tenant: TenantId, head: (u64, [u8; 32])) -> Option<LedgerEntry> {
+    (head.0 > 0).then(|| LedgerEntry {
+        id: uuid::Uuid::nil(),
+        tenant_id: tenant,
+        seq: head.0,
+        at_ms: 0,
+        kind: String::new(),
+        call_id: None,
+        debit_account: String::new(),
+        credit_account: String::new(),
+        amount_tokens: 0,
+        memo: String::new(),
+        prev_hash: GENESIS_PREV_HASH,
+        hash: head.1,
+        signature: [0; 32],
+    })
+}
+
+async fn rollup(tx: &mut Tx<'_>, k: &(String, String, String, String, String, String), d: &RollupDelta) -> Result<()> {
     sqlx::query(
         "INSERT INTO rollups_daily (tenant_id, project_id, day, mode, requested_model, delivered_model, calls, routed_calls,
          shadow_calls, input_tokens, output_tokens, burn_tokens, savings_tokens, shadow_savings_tokens, pass_back_tokens,
          uncollected_tokens)
-         VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
          ON CONFLICT (tenant_id, project_id, day, mode, requested_model, delivered_model) DO UPDATE SET
-           calls = rollups_daily.calls + 1,
+           calls = rollups_daily.calls + excluded.calls,
            routed_calls = rollups_daily.routed_calls + excluded.routed_calls,
            shadow_calls = rollups_daily.shadow_calls + excluded.shadow_calls,
            input_tokens = rollups_daily.input_tokens + excluded.input_tokens,
@@ -266,21 +408,22 @@ async fn rollup(tx: &mut Tx<'_>, c: &tokenone_core::model::CallRecord) -> Result
            pass_back_tokens = rollups_daily.pass_back_tokens + excluded.pass_back_tokens,
            uncollected_tokens = rollups_daily.uncollected_tokens + excluded.uncollected_tokens",
     )
-    .bind(c.tenant_id.clone())
-    .bind(c.project_id.clone())
-    .bind(day_of(c.at))
-    .bind(c.mode.clone())
-    .bind(c.requested_model.clone())
-    .bind(c.delivered_model.clone().unwrap_or_default())
-    .bind(c.routed as i64)
-    .bind(c.shadow_pick.is_some() as i64)
-    .bind(c.input_tokens)
-    .bind(c.output_tokens)
-    .bind(c.burn_tokens)
-    .bind(savings)
-    .bind(shadow_savings)
-    .bind(c.pass_back_tokens)
-    .bind(c.uncollected_tokens)
+    .bind(k.0.clone())
+    .bind(k.1.clone())
+    .bind(k.2.clone())
+    .bind(k.3.clone())
+    .bind(k.4.clone())
+    .bind(k.5.clone())
+    .bind(d.calls)
+    .bind(d.routed)
+    .bind(d.shadow)
+    .bind(d.input)
+    .bind(d.output)
+    .bind(d.burn)
+    .bind(d.savings)
+    .bind(d.shadow_savings)
+    .bind(d.pass_back)
+    .bind(d.uncollected)
     .execute(&mut **tx)
     .await
     .map_err(db_err)?;

@@ -22,8 +22,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A lease is extended by this many reservations at a time while the balance allows, so a busy
-/// tenant touches the database about once per this many calls.
-const LEASE_CALLS: u64 = 8;
+/// tenant touches the database about once per this many calls (about once a second at a few
+/// hundred calls per second). Near the end of a balance the extension falls back to exactly the
+/// shortfall, and an idle lease goes back after a few seconds, so a large slice strands nothing.
+const LEASE_CALLS: u64 = 256;
 
 /// A reservation against this replica's lease of a tenant's balance.
 #[derive(Debug)]

@@ -12,6 +12,8 @@ use tokenone_core::repo::Store;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 const BATCH: usize = 512;
+/// How long the writer waits for more calls after the first of a batch.
+const GROUP_COMMIT: std::time::Duration = std::time::Duration::from_millis(2);
 
 enum Msg {
     Call(Box<Settled>),
@@ -76,6 +78,9 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>, depth:
     let mut batch: Vec<Settled> = Vec::with_capacity(BATCH);
     let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = rx.recv().await {
+        // Group commit: give the batch a moment to fill, so a busy gateway writes many calls per
+        // transaction instead of one.
+        tokio::time::sleep(GROUP_COMMIT).await;
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
