@@ -89,7 +89,9 @@ async fn sigkill_mid_load_loses_nothing(app: TestApp) {
     }
     // Their settlements are written by the replica's batching writer; wait for them so the
     // check below can tell a lost settlement from one still queued.
-    let settled = a.wait_rows("SELECT id FROM ledger_entries WHERE kind = 'burn'", 5).await;
+    let settled = a
+        .wait_rows("SELECT id FROM ledger_entries WHERE kind = 'burn'", 5)
+        .await;
     assert_eq!(settled.len(), 5, "the replica settled its completed calls");
     // Then hold twenty in flight upstream and kill the replica under them.
     up.openai.close_gate();
