@@ -66,60 +66,6 @@ async fn lock_head(tx: &mut Tx<'_>, tenant: TenantId) -> Result<(u64, [u8; 32])>
     Ok((seq, hash))
 }
 
-/// Appends entries to a tenant's chain inside `tx`; the head must be locked by `lock_head`.
-async fn append(
-    tx: &mut Tx<'_>,
-    head: &mut (u64, [u8; 32]),
-    new: Vec<NewEntry>,
-    key: &[u8],
-) -> Result<Vec<LedgerEntry>> {
-    let mut out = Vec::with_capacity(new.len());
-    for n in new {
-        let tenant = n.tenant_id;
-        // `chain_next` reads only the previous entry's seq and hash.
-        let prev = (head.0 > 0).then(|| LedgerEntry {
-            id: uuid::Uuid::nil(),
-            tenant_id: tenant,
-            seq: head.0,
-            at_ms: 0,
-            kind: String::new(),
-            call_id: None,
-            debit_account: String::new(),
-            credit_account: String::new(),
-            amount_tokens: 0,
-            memo: String::new(),
-            prev_hash: GENESIS_PREV_HASH,
-            hash: head.1,
-            signature: [0; 32],
-        });
-        let e = chain_next(prev.as_ref(), n, key);
-        sqlx::query(
-            "INSERT INTO ledger_entries (id, tenant_id, seq, at, kind, call_id, debit_account, credit_account,
-             amount_tokens, memo, prev_hash, hash, signature)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(e.id.to_string())
-        .bind(e.tenant_id.to_string())
-        .bind(e.seq as i64)
-        .bind(e.at_ms)
-        .bind(e.kind.clone())
-        .bind(e.call_id.map(|c| c.to_string()))
-        .bind(e.debit_account.clone())
-        .bind(e.credit_account.clone())
-        .bind(e.amount_tokens as i64)
-        .bind(e.memo.clone())
-        .bind(to_hex(&e.prev_hash))
-        .bind(to_hex(&e.hash))
-        .bind(to_hex(&e.signature))
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err)?;
-        *head = (e.seq, e.hash);
-        out.push(e);
-    }
-    Ok(out)
-}
-
 async fn save_head(tx: &mut Tx<'_>, tenant: TenantId, head: (u64, [u8; 32])) -> Result<()> {
     sqlx::query("UPDATE ledger_heads SET seq = $2, hash = $3 WHERE tenant_id = $1")
         .bind(tenant.to_string())
@@ -215,12 +161,6 @@ fn bind_entry<'q>(q: AnyQuery<'q>, e: &LedgerEntry) -> AnyQuery<'q> {
         .bind(to_hex(&e.signature))
 }
 
-fn tenant_of(c: &tokenone_core::model::CallRecord) -> Result<TenantId> {
-    c.tenant_id
-        .parse()
-        .map_err(|_| Error::internal(anyhow::anyhow!("bad tenant id")))
-}
-
 /// One roll-up row's increments.
 #[derive(Default)]
 struct RollupDelta {
@@ -278,32 +218,20 @@ pub(crate) async fn settle_calls(store: &SqlStore, batch: &[Settled], key: &[u8]
             .parse()
             .map_err(|_| Error::internal(anyhow::anyhow!("bad tenant id")))?;
         let mut head = lock_head(&mut tx, t).await?;
-        for s in calls {
-            let c = &s.record;
-            for p in s.money.iter().flat_map(|m| m.postings.iter()) {
-                let e = chain_next(
-                    prev_of(t, head).as_ref(),
-                    NewEntry::from_posting(t, p, Some(c.id), c.at, ""),
-                    key,
-                );
-                head = (e.seq, e.hash);
-                entries.push(e);
-            }
-        }
+        let new: Vec<NewEntry> = calls
+            .iter()
+            .flat_map(|s| {
+                let c = &s.record;
+                s.money
+                    .iter()
+                    .flat_map(|m| m.postings.iter())
+                    .map(move |p| NewEntry::from_posting(t, p, Some(c.id), c.at, ""))
+            })
+            .collect();
+        entries.extend(chain(t, &mut head, new, key));
         save_head(&mut tx, t, head).await?;
     }
-    for chunk in entries.chunks(CHUNK) {
-        let sql = format!(
-            "INSERT INTO ledger_entries (id, tenant_id, seq, at, kind, call_id, debit_account, credit_account,
-             amount_tokens, memo, prev_hash, hash, signature) VALUES {}",
-            values(chunk.len(), LEDGER_COLS)
-        );
-        let mut q = sqlx::query(&sql);
-        for e in chunk {
-            q = bind_entry(q, e);
-        }
-        q.execute(&mut *tx).await.map_err(db_err)?;
-    }
+    insert_entries(&mut tx, &entries).await?;
     // 3. Roll-ups, one upsert per row touched.
     let mut rollups: BTreeMap<(String, String, String, String, String, String), RollupDelta> = BTreeMap::new();
     for s in &new_calls {
@@ -339,7 +267,6 @@ pub(crate) async fn settle_calls(store: &SqlStore, batch: &[Settled], key: &[u8]
     let mut wallets: BTreeMap<String, (i64, i64, Millis)> = BTreeMap::new();
     for s in &new_calls {
         if let Some(m) = &s.money {
-            tenant_of(&s.record)?;
             *leases.entry(m.lease_id.to_string()).or_default() += m.debited as i64;
             let w = wallets.entry(s.record.tenant_id.clone()).or_insert((0, 0, 0));
             w.0 += m.debited as i64;
@@ -388,6 +315,34 @@ fn prev_of(tenant: TenantId, head: (u64, [u8; 32])) -> Option<LedgerEntry> {
         hash: head.1,
         signature: [0; 32],
     })
+}
+
+/// Chains `new` onto `head` (advancing it) and signs each entry.
+fn chain(tenant: TenantId, head: &mut (u64, [u8; 32]), new: Vec<NewEntry>, key: &[u8]) -> Vec<LedgerEntry> {
+    new.into_iter()
+        .map(|n| {
+            let e = chain_next(prev_of(tenant, *head).as_ref(), n, key);
+            *head = (e.seq, e.hash);
+            e
+        })
+        .collect()
+}
+
+/// Inserts chained entries, many per statement.
+async fn insert_entries(tx: &mut Tx<'_>, entries: &[LedgerEntry]) -> Result<()> {
+    for chunk in entries.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO ledger_entries (id, tenant_id, seq, at, kind, call_id, debit_account, credit_account,
+             amount_tokens, memo, prev_hash, hash, signature) VALUES {}",
+            values(chunk.len(), LEDGER_COLS)
+        );
+        let mut q = sqlx::query(&sql);
+        for e in chunk {
+            q = bind_entry(q, e);
+        }
+        q.execute(&mut **tx).await.map_err(db_err)?;
+    }
+    Ok(())
 }
 
 async fn rollup(tx: &mut Tx<'_>, k: &(String, String, String, String, String, String), d: &RollupDelta) -> Result<()> {
@@ -623,7 +578,8 @@ impl WalletRepo for SqlStore {
             req.at,
             req.memo.clone(),
         )];
-        let mut entries = append(&mut tx, &mut head, new, key).await?;
+        let mut entries = chain(req.tenant_id, &mut head, new, key);
+        insert_entries(&mut tx, &entries).await?;
         save_head(&mut tx, req.tenant_id, head).await?;
         let updated = sqlx::query(
             "UPDATE wallets SET balance_tokens = balance_tokens + $2, updated_at = $3 WHERE tenant_id = $1 RETURNING balance_tokens",
