@@ -4,8 +4,9 @@ use super::audit;
 use crate::economics::ledger::verify_chain;
 use crate::economics::{topup_tokens_for_usd, LedgerEntry, Levers, MAX_TOKENS};
 use crate::ids::TenantId;
-use crate::model::{Ctx, TopupOutcome, TopupRequest, WalletRow};
+use crate::model::{Ctx, TopupOutcome, TopupRequest, User, WalletRow};
 use crate::repo::Store;
+use crate::roles::TenantRole;
 use crate::time::now_ms;
 use crate::tokens::sha256_hex;
 use crate::{validate, Error, Result};
@@ -61,8 +62,17 @@ impl LedgerService {
             .ok_or_else(|| Error::not_found("wallet"))
     }
 
-    pub async fn page(&self, tenant: TenantId, before_seq: Option<u64>, limit: i64) -> Result<Vec<LedgerEntry>> {
-        self.store.ledger_page(tenant, before_seq, limit).await
+    /// A page of the caller's tenant ledger; tenant owners and admins only.
+    pub async fn page(&self, user: &User, before_seq: Option<u64>, limit: i64) -> Result<Vec<LedgerEntry>> {
+        if user.tenant_role == TenantRole::Member {
+            return Err(Error::forbidden("the ledger is for the tenant's owners and admins"));
+        }
+        self.store.ledger_page(user.tenant_id, before_seq, limit).await
+    }
+
+    /// The balance in USD at the top-up rate.
+    pub fn usd_equivalent(w: &WalletRow, levers: &Levers) -> Decimal {
+        (Decimal::from(w.balance_tokens) * levers.token_usd_rate.topup_usd_per_token).normalize()
     }
 
     /// `POST /api/admin/wallets/:tenantId/topup`. The same key with the same body replays the

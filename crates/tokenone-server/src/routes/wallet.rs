@@ -5,15 +5,12 @@ use crate::error::{ApiError, ApiResult, Data};
 use crate::extract::{parse_id, ApiJson, ApiQuery, AuthUser, PlatformAdmin};
 use crate::state::AppState;
 use axum::extract::{Path, State};
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use tokenone_core::economics::ledger::to_hex;
 use tokenone_core::economics::LedgerEntry;
 use tokenone_core::ids::TenantId;
-use tokenone_core::roles::TenantRole;
-use tokenone_core::services::ledger::{Topup, VerifyResult};
+use tokenone_core::services::ledger::{LedgerService, Topup, VerifyResult};
 use tokenone_core::time::format_ms;
-use tokenone_core::Error;
 use utoipa::ToSchema;
 
 #[derive(Serialize, ToSchema)]
@@ -33,14 +30,13 @@ pub struct BalanceDto {
     responses((status = 200, body = BalanceDto), (status = 401, body = ErrorEnvelope)))]
 pub async fn balance(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Data<BalanceDto>> {
     let w = state.ledger.wallet(auth.user.tenant_id).await?;
-    let levers = state.levers();
-    let usd = Decimal::from(w.balance_tokens) * levers.token_usd_rate.topup_usd_per_token;
+    let usd = LedgerService::usd_equivalent(&w, &state.levers());
     Ok(Data(BalanceDto {
         tenant_id: w.tenant_id.to_string(),
         balance_tokens: w.balance_tokens.to_string(),
         reserved_tokens: w.leased_tokens.to_string(),
         available_tokens: (w.balance_tokens - w.leased_tokens).max(0).to_string(),
-        usd_equivalent: usd.normalize().to_string(),
+        usd_equivalent: usd.to_string(),
         updated_at: format_ms(w.updated_at),
     }))
 }
@@ -115,11 +111,6 @@ pub async fn ledger(
     auth: AuthUser,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Data<LedgerPage>> {
-    if auth.user.tenant_role == TenantRole::Member {
-        return Err(ApiError(Error::forbidden(
-            "the ledger is for the tenant's owners and admins",
-        )));
-    }
     let limit = page_limit(q.limit)?;
     let before = match q.cursor.as_deref() {
         None | Some("") => None,
@@ -128,7 +119,7 @@ pub async fn ledger(
                 .map_err(|_| ApiError::invalid("`cursor` is not valid"))?,
         ),
     };
-    let entries = state.ledger.page(auth.user.tenant_id, before, limit + 1).await?;
+    let entries = state.ledger.page(&auth.user, before, limit + 1).await?;
     let more = entries.len() as i64 > limit;
     let items: Vec<LedgerEntryDto> = entries.iter().take(limit as usize).map(LedgerEntryDto::from).collect();
     let next_cursor = if more {
