@@ -245,7 +245,7 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(routes::ops::readyz))
         .route("/metrics", get(routes::ops::metrics))
         .merge(api)
-        .merge(proxy::router(&state))
+        .merge(proxy::router())
         .fallback(middleware::not_found)
         .layer(cors(state.cfg.clone()))
         .layer(axum::middleware::from_fn(middleware::envelope_405))

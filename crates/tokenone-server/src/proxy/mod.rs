@@ -9,7 +9,7 @@ pub mod writer;
 
 use crate::state::AppState;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -37,8 +37,7 @@ use tokenone_providers::{Shape, SseEvent, SseParser, StreamObserver, StreamTrans
 /// Above this, `max_tokens` is not a real request (400 before anything goes upstream).
 const MAX_OUTPUT_TOKENS: u64 = 1_000_000;
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    let limit = state.cfg.get().proxy.max_body_bytes as usize;
+pub fn router() -> Router<AppState> {
     // Unknown paths and wrong methods answer in the shape's own error format too.
     let wrong = |shape: Shape| move || async move { no_route(shape, StatusCode::METHOD_NOT_ALLOWED) };
     let missing = |shape: Shape| move || async move { no_route(shape, StatusCode::NOT_FOUND) };
@@ -78,7 +77,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(|s: State<AppState>| health(s, Shape::Gemini)).fallback(wrong(Shape::Gemini)),
         )
         .route("/v1/gemini-proxy/{*rest}", any(missing(Shape::Gemini)))
-        .layer(DefaultBodyLimit::max(limit))
 }
 
 /// A path the shape does not serve (404) or a method its route does not take (405).
@@ -659,17 +657,17 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
         };
         strip_usage_chunk = false;
         let payload: Bytes = if format_shape == shape {
-            let mut changed = false;
-            let mut b = body.clone();
-            if shape != Shape::Gemini && path.upstream_model != model {
-                tokenone_providers::set_model(shape, &mut b, &path.upstream_model);
-                changed = true;
-            }
-            if shape == Shape::OpenAi && stream {
-                strip_usage_chunk = tokenone_providers::ensure_openai_stream_usage(&mut b);
-                changed |= strip_usage_chunk;
-            }
-            if changed {
+            let rename = shape != Shape::Gemini && path.upstream_model != model;
+            let ask_usage =
+                shape == Shape::OpenAi && stream && !tokenone_providers::openai_include_usage_requested(&body);
+            if rename || ask_usage {
+                let mut b = body.clone();
+                if rename {
+                    tokenone_providers::set_model(shape, &mut b, &path.upstream_model);
+                }
+                if ask_usage {
+                    strip_usage_chunk = tokenone_providers::ensure_openai_stream_usage(&mut b);
+                }
                 Bytes::from(serde_json::to_vec(&b).unwrap_or_default())
             } else {
                 // Unchanged: forward the client's bytes exactly.
