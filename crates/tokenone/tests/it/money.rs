@@ -398,6 +398,31 @@ async fn topups_are_idempotent(app: TestApp) {
     );
     // Members of the tenant cannot read its ledger; owners can.
     app.get("/api/wallet/ledger", Some(&token)).await.assert_ok(200);
+    let project = app.create_project(&token, "Team").await;
+    let invite = app
+        .post(
+            &format!("/api/projects/{project}/members"),
+            Some(&token),
+            json!({"email": "m@example.com", "role": "admin"}),
+        )
+        .await;
+    let url = invite.assert_ok(201)["inviteUrl"].as_str().unwrap().to_string();
+    let invite_token = url.split("token=").nth(1).unwrap();
+    let accepted = app
+        .post(
+            "/api/invites/accept",
+            None,
+            json!({"token": invite_token, "name": "Member", "password": "password-123"}),
+        )
+        .await;
+    let member = accepted.assert_ok(200)["tokens"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.get("/api/wallet/ledger", Some(&member))
+        .await
+        .assert_error(403, "forbidden");
+    app.get("/api/wallet/balance", Some(&member)).await.assert_ok(200);
 }
 
 /// Verification detects an edited, a removed and a reordered row.
