@@ -254,14 +254,16 @@ impl Wallet {
         Ok(amount)
     }
 
-    /// Settles a delivered call, once: releases the hold, debits `burn` (at most the balance; the
-    /// shortfall is uncollected), then credits `pass_back`. A second settle or void of the same
-    /// hold is `Closed` and changes nothing.
+    /// Settles a delivered call, once: releases the hold, debits `burn` (at most what the balance
+    /// holds beyond the other calls' holds — tokens held for other calls stay theirs, as in the
+    /// lease service; the shortfall is uncollected), then credits `pass_back`. A second settle or
+    /// void of the same hold is `Closed` and changes nothing.
     pub fn settle(&mut self, hold: HoldId, burn: u64, pass_back: u64) -> Result<SettleOutcome, WalletError> {
-        if !self.holds.contains_key(&hold) {
+        let Some(&amount) = self.holds.get(&hold) else {
             return Err(self.not_open(hold));
-        }
-        let debited = burn.min(self.balance);
+        };
+        let others = self.reserved - amount;
+        let debited = burn.min(self.balance.saturating_sub(others));
         let uncollected = burn - debited;
         let balance = (self.balance - debited)
             .checked_add(pass_back)
@@ -370,22 +372,22 @@ mod tests {
         let mut w = Wallet::with_balance(tenant(), 100);
         let a = w.reserve(60).unwrap();
         let b = w.reserve(40).unwrap();
-        // The call ran longer than its reservation: burn 150 of a balance of 100.
+        // The call ran longer than its reservation: burn 150 of a balance of 100, of which 40
+        // are held for the other call and stay its own.
         let out = w.settle(a, 150, 30).unwrap();
-        assert_eq!((out.debited, out.uncollected, out.credited), (100, 50, 30));
+        assert_eq!((out.debited, out.uncollected, out.credited), (60, 90, 30));
         assert_eq!(
             out.postings,
             vec![
-                Posting::burn(tenant(), 100),
-                Posting::uncollected(tenant(), 50),
+                Posting::burn(tenant(), 60),
+                Posting::uncollected(tenant(), 90),
                 Posting::pass_back(tenant(), 30)
             ]
         );
-        // The balance moved by -(150 - 50) + 30, and the other hold now exceeds it.
-        assert_eq!((w.balance(), w.reserved(), w.available()), (30, 40, 0));
-        assert!(w.reserve(1).is_err());
-        let out = w.settle(b, 40, 0).unwrap();
-        assert_eq!((out.debited, out.uncollected), (30, 10));
+        // The balance moved by -(150 - 90) + 30; the other hold is still covered.
+        assert_eq!((w.balance(), w.reserved(), w.available()), (70, 40, 30));
+        let out = w.settle(b, 80, 0).unwrap();
+        assert_eq!((out.debited, out.uncollected), (70, 10));
         assert_eq!(w.balance(), 0);
     }
 
@@ -468,7 +470,8 @@ mod tests {
                                 prop_assert!(open, "a hold settled twice");
                                 issued.iter_mut().find(|h| h.0 == id).unwrap().2 = false;
                                 prop_assert_eq!(out.debited + out.uncollected, burn);
-                                prop_assert_eq!(out.debited, burn.min(before.balance()));
+                                let others = before.reserved() - before.hold(id).unwrap_or(0);
+                                prop_assert_eq!(out.debited, burn.min(before.balance() - others));
                                 prop_assert_eq!(out.credited, pass_back);
                                 prop_assert_eq!(w.balance(), before.balance() - out.debited + pass_back);
                                 postings.extend(out.postings);
@@ -500,6 +503,7 @@ mod tests {
                     }
                 }
                 prop_assert!(w.balance() <= MAX_TOKENS);
+                prop_assert!(w.reserved() <= w.balance(), "holds are always covered");
                 prop_assert_eq!(w.reserved(), issued.iter().filter(|h| h.2).map(|h| h.1).sum::<u64>());
                 prop_assert_eq!(i128::from(w.balance()), account_balance(&postings, &account));
                 prop_assert!(postings.iter().all(|p| p.amount > 0 && p.debit_account != p.credit_account));
