@@ -100,6 +100,34 @@ fn sqlite_url(url: &str) -> String {
     }
 }
 
+/// `($1, ..., $cols), ($cols+1, ...)` for `rows` rows on PostgreSQL; anonymous `?` on SQLite,
+/// bound in the same order. SQLite keeps numbered parameters in a list that
+/// `sqlite3_bind_parameter_name` walks once per parameter (sqlx asks for every name while
+/// binding), which made a 3,000-parameter statement quadratic: 40 % of the gateway's CPU at load.
+pub(crate) fn values(backend: Backend, rows: usize, cols: usize) -> String {
+    let mut out = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            match backend {
+                Backend::Sqlite => out.push('?'),
+                Backend::Postgres => {
+                    out.push('$');
+                    out.push_str(&(r * cols + c + 1).to_string());
+                }
+            }
+        }
+        out.push(')');
+    }
+    out
+}
+
 impl SqlStore {
     /// Connects and runs the backend's migrations.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<SqlStore> {

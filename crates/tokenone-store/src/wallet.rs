@@ -2,7 +2,7 @@
 //! writes the ledger entries and the balances together; the ledger head row of a tenant is the
 //! lock that orders its chain across replicas.
 
-use crate::{db_err, rows, SqlStore};
+use crate::{db_err, rows, Backend, SqlStore};
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::Transaction;
@@ -79,26 +79,6 @@ async fn save_head(tx: &mut Tx<'_>, tenant: TenantId, head: (u64, [u8; 32])) -> 
 
 fn day_of(ms: Millis) -> String {
     tokenone_core::time::format_ms(ms)[..10].to_string()
-}
-
-/// `($1, ..., $cols), ($cols+1, ...)` for `rows` rows.
-fn values(rows: usize, cols: usize) -> String {
-    let mut out = String::with_capacity(rows * cols * 5);
-    for r in 0..rows {
-        if r > 0 {
-            out.push_str(", ");
-        }
-        out.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                out.push_str(", ");
-            }
-            out.push('$');
-            out.push_str(&(r * cols + c + 1).to_string());
-        }
-        out.push(')');
-    }
-    out
 }
 
 const CALL_COLUMNS: &str = "id, at, tenant_id, project_id, key_id, mode, shape, requested_model, requested_tier,
@@ -191,7 +171,7 @@ pub(crate) async fn settle_calls(store: &SqlStore, batch: &[Settled], key: &[u8]
     for chunk in batch.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO calls ({CALL_COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
-            values(chunk.len(), CALL_COLS)
+            crate::values(store.kind(), chunk.len(), CALL_COLS)
         );
         let mut q = sqlx::query(&sql);
         for s in chunk {
@@ -231,7 +211,7 @@ pub(crate) async fn settle_calls(store: &SqlStore, batch: &[Settled], key: &[u8]
         entries.extend(chain(t, &mut head, new, key));
         save_head(&mut tx, t, head).await?;
     }
-    insert_entries(&mut tx, &entries).await?;
+    insert_entries(store.kind(), &mut tx, &entries).await?;
     // 3. Roll-ups, one upsert per row touched.
     let mut rollups: BTreeMap<(String, String, String, String, String, String), RollupDelta> = BTreeMap::new();
     for s in &new_calls {
@@ -329,12 +309,12 @@ fn chain(tenant: TenantId, head: &mut (u64, [u8; 32]), new: Vec<NewEntry>, key: 
 }
 
 /// Inserts chained entries, many per statement.
-async fn insert_entries(tx: &mut Tx<'_>, entries: &[LedgerEntry]) -> Result<()> {
+async fn insert_entries(backend: Backend, tx: &mut Tx<'_>, entries: &[LedgerEntry]) -> Result<()> {
     for chunk in entries.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO ledger_entries (id, tenant_id, seq, at, kind, call_id, debit_account, credit_account,
              amount_tokens, memo, prev_hash, hash, signature) VALUES {}",
-            values(chunk.len(), LEDGER_COLS)
+            crate::values(backend, chunk.len(), LEDGER_COLS)
         );
         let mut q = sqlx::query(&sql);
         for e in chunk {
@@ -579,7 +559,7 @@ impl WalletRepo for SqlStore {
             req.memo.clone(),
         )];
         let mut entries = chain(req.tenant_id, &mut head, new, key);
-        insert_entries(&mut tx, &entries).await?;
+        insert_entries(self.kind(), &mut tx, &entries).await?;
         save_head(&mut tx, req.tenant_id, head).await?;
         let updated = sqlx::query(
             "UPDATE wallets SET balance_tokens = balance_tokens + $2, updated_at = $3 WHERE tenant_id = $1 RETURNING balance_tokens",

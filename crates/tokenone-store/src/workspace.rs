@@ -160,22 +160,30 @@ impl SqlStore {
     }
 }
 
-async fn insert_event(tx: &mut Tx<'_>, e: &Event, seq: i64) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO project_events (id, project_id, seq, tenant_id, type, actor_user_id, at, payload)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(uuid::Uuid::now_v7().to_string())
-    .bind(e.project_id.to_string())
-    .bind(seq)
-    .bind(e.tenant_id.to_string())
-    .bind(e.kind.clone())
-    .bind(e.actor_user_id.map(|u| u.to_string()))
-    .bind(e.at)
-    .bind(e.payload.to_string())
-    .execute(&mut **tx)
-    .await
-    .map_err(db_err)?;
+/// Rows per multi-row event insert.
+const EVENT_CHUNK: usize = 100;
+
+/// Inserts `(event, seq)` pairs, many rows per statement.
+async fn insert_events(backend: crate::Backend, tx: &mut Tx<'_>, rows: &[(&Event, i64)]) -> Result<()> {
+    for chunk in rows.chunks(EVENT_CHUNK) {
+        let sql = format!(
+            "INSERT INTO project_events (id, project_id, seq, tenant_id, type, actor_user_id, at, payload) VALUES {}",
+            crate::values(backend, chunk.len(), 8)
+        );
+        let mut q = sqlx::query(&sql);
+        for (e, seq) in chunk {
+            q = q
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(e.project_id.to_string())
+                .bind(*seq)
+                .bind(e.tenant_id.to_string())
+                .bind(e.kind.clone())
+                .bind(e.actor_user_id.map(|u| u.to_string()))
+                .bind(e.at)
+                .bind(e.payload.to_string());
+        }
+        q.execute(&mut **tx).await.map_err(db_err)?;
+    }
     Ok(())
 }
 
@@ -218,6 +226,7 @@ impl WorkspaceRepo for SqlStore {
             by_project.entry(e.project_id.to_string()).or_default().push(i);
         }
         let mut seqs = vec![0i64; events.len()];
+        let mut rows: Vec<(&Event, i64)> = Vec::with_capacity(events.len());
         let mut tx = self.w().begin().await.map_err(db_err)?;
         for (project, idx) in &by_project {
             sqlx::query(
@@ -237,10 +246,11 @@ impl WorkspaceRepo for SqlStore {
             let first = last - idx.len() as i64 + 1;
             for (k, &i) in idx.iter().enumerate() {
                 let seq = first + k as i64;
-                insert_event(&mut tx, &events[i], seq).await?;
+                rows.push((&events[i], seq));
                 seqs[i] = seq;
             }
         }
+        insert_events(self.kind(), &mut tx, &rows).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(seqs)
     }

@@ -160,6 +160,9 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received");
 }
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
