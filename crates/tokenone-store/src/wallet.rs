@@ -396,8 +396,23 @@ impl WalletRepo for SqlStore {
         expires_at: Millis,
     ) -> Result<bool> {
         let mut tx = self.w().begin().await.map_err(db_err)?;
+        // Rows are locked lease first, wallet second, as the call writer, `return_lease` and the
+        // sweeper do: the opposite order deadlocked against the writer on PostgreSQL (each waited
+        // for the other's row until the deadlock detector aborted one a second later).
+        sqlx::query(
+            "INSERT INTO wallet_leases (id, tenant_id, replica_id, amount, created_at, expires_at) VALUES ($1, $2, $3, 0, $4, $5)
+             ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at",
+        )
+        .bind(lease.to_string())
+        .bind(tenant.to_string())
+        .bind(replica.to_string())
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
         // The check and the carve are one conditional update: concurrent replicas cannot both
-        // take the last tokens.
+        // take the last tokens. When it takes nothing, dropping `tx` rolls the lease row back.
         let took = sqlx::query(
             "UPDATE wallets SET leased_tokens = leased_tokens + $2, updated_at = $3
              WHERE tenant_id = $1 AND balance_tokens - leased_tokens >= $2",
@@ -412,19 +427,12 @@ impl WalletRepo for SqlStore {
         if took != 1 {
             return Ok(false);
         }
-        sqlx::query(
-            "INSERT INTO wallet_leases (id, tenant_id, replica_id, amount, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (id) DO UPDATE SET amount = wallet_leases.amount + excluded.amount, expires_at = excluded.expires_at",
-        )
-        .bind(lease.to_string())
-        .bind(tenant.to_string())
-        .bind(replica.to_string())
-        .bind(amount as i64)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        sqlx::query("UPDATE wallet_leases SET amount = amount + $2 WHERE id = $1")
+            .bind(lease.to_string())
+            .bind(amount as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         Ok(true)
     }

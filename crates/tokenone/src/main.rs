@@ -163,8 +163,29 @@ async fn shutdown_signal() {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    disable_transparent_huge_pages();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // An idle blocking thread (Argon2id hashing: 19 MiB per login) gives its memory back when
+        // it exits; tokio's default keeps it 10 s.
+        .thread_keep_alive(std::time::Duration::from_secs(1))
+        .build()?
+        .block_on(run())
+}
+
+/// The gateway's heap is many small, short-lived buffers; transparent huge pages back sparse
+/// 2 MiB ranges of it with whole huge pages, which grew RSS by up to 36 MiB under load
+/// (bench/README.md). Turned off for this process only (Linux; ignored where unsupported).
+fn disable_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE takes plain integer arguments and touches no memory of ours.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::Config {
         command: ConfigCommand::PrintDefault,

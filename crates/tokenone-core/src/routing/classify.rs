@@ -1,7 +1,7 @@
 //! The classifier: the tier a request needs, with the reasons, never above the requested tier.
 //! The rules are listed in the [`routing`](super) module docs.
 
-use super::traits::{text_cues, Reasoning, RequestTraits};
+use super::traits::{text_cues, Reasoning, RequestTraits, TextCues};
 use crate::tiers::Tier;
 use serde::Serialize;
 
@@ -31,6 +31,12 @@ pub struct Classification {
 /// The tier `traits` needs, never above `requested`. Deterministic, no I/O, microseconds: it reads
 /// only the traits (and at most 6 KiB of the last user text).
 pub fn classify(traits: &RequestTraits, requested: Tier) -> Classification {
+    classify_with_cues(traits, requested, text_cues(&traits.last_user_text))
+}
+
+/// [`classify`] with the cues of `traits.last_user_text` already read (the proxy reads them once
+/// for both the traits and the classification).
+pub fn classify_with_cues(traits: &RequestTraits, requested: Tier, cues: TextCues) -> Classification {
     let text = traits.last_user_text.as_str();
     // Unsure: nothing to read, or too much to judge from its ends.
     if text.trim().is_empty() {
@@ -50,7 +56,6 @@ pub fn classify(traits: &RequestTraits, requested: Tier) -> Classification {
     let mut reasons = Vec::with_capacity(8);
     let mut raise = |to: Tier| needed = needed.max(to);
 
-    let cues = text_cues(text);
     let light = cues.light_task;
     let long_context = traits.est_prompt_tokens > LONG_CONTEXT_TOKENS;
     if traits.est_prompt_tokens <= SHORT_PROMPT_TOKENS {

@@ -51,8 +51,8 @@ mod labelled;
 
 pub use breaker::{BreakerPolicy, BreakerState, Breakers};
 pub use classify::{
-    classify, Classification, LARGE_OUTPUT_TOKENS, LONG_CONTEXT_TOKENS, MANY_TURNS, MANY_TURNS_WITH_TOOLS,
-    SHORT_PROMPT_TOKENS, VERY_LARGE_OUTPUT_TOKENS, VERY_LONG_CONTEXT_TOKENS,
+    classify, classify_with_cues, Classification, LARGE_OUTPUT_TOKENS, LONG_CONTEXT_TOKENS, MANY_TURNS,
+    MANY_TURNS_WITH_TOOLS, SHORT_PROMPT_TOKENS, VERY_LARGE_OUTPUT_TOKENS, VERY_LONG_CONTEXT_TOKENS,
 };
 pub use hints::{Hints, MIN_TIER_HEADER, ROUTE_HEADER};
 pub use plan::{est_out, estimated_cost_usd, plan, Plan, PlanInput, EST_OUT_CAP};

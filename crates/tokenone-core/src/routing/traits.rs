@@ -239,14 +239,15 @@ fn words(text: &str) -> impl Iterator<Item = &str> {
         .filter(|w| !w.is_empty())
 }
 
-/// Every cue phrase, as words, keyed by its first word: one hash lookup per word of the text.
-type Index = HashMap<&'static str, Vec<(Vec<&'static str>, Kind)>>;
+/// Every cue phrase, as words, keyed by its first word: one hash lookup per word of the text
+/// (foldhash: SipHash over every word was the classifier's largest cost).
+type Index = HashMap<&'static str, Vec<(Vec<&'static str>, Kind)>, foldhash::fast::FixedState>;
 
 fn index() -> &'static Index {
     // Built once from the constant lists above; read-only afterwards.
     static INDEX: OnceLock<Index> = OnceLock::new();
     INDEX.get_or_init(|| {
-        let mut index = Index::new();
+        let mut index = Index::default();
         let lists = [
             (STRONG_CUES, Kind::Strong),
             (SOFT_CUES, Kind::Soft),

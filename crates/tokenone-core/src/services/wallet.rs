@@ -26,6 +26,10 @@ use std::time::{Duration, Instant};
 /// hundred calls per second). Near the end of a balance the extension falls back to exactly the
 /// shortfall, and an idle lease goes back after a few seconds, so a large slice strands nothing.
 const LEASE_CALLS: u64 = 256;
+/// A tenant that needs a new slice within a second of the last one gets twice as many
+/// reservations next time, up to this many ("sized to recent spend", operations.md): at a few
+/// thousand calls per second the database is touched every second or two, not every 80 ms.
+const MAX_LEASE_CALLS: u64 = 4096;
 
 /// A reservation against this replica's lease of a tenant's balance.
 #[derive(Debug)]
@@ -42,6 +46,9 @@ struct Local {
     /// Of `granted`, reserved by calls in flight.
     held: u64,
     last_used: Instant,
+    /// Reservations the next extension leases ahead ([`LEASE_CALLS`]..=[`MAX_LEASE_CALLS`]).
+    ahead_calls: u64,
+    last_extended: Option<Instant>,
 }
 
 pub struct WalletService {
@@ -80,6 +87,8 @@ impl WalletService {
             granted: 0,
             held: 0,
             last_used: Instant::now(),
+            ahead_calls: LEASE_CALLS,
+            last_extended: None,
         });
         l.last_used = Instant::now();
         let free = l.granted.saturating_sub(l.held);
@@ -121,6 +130,23 @@ impl WalletService {
         Ok(ok)
     }
 
+    /// How many reservations to lease ahead now: doubled while extensions come within a second
+    /// of each other, back to the minimum after ten quiet seconds.
+    fn ahead_calls(&self, tenant: TenantId) -> u64 {
+        let mut map = self.locked();
+        let Some(l) = map.get_mut(&tenant) else {
+            return LEASE_CALLS;
+        };
+        let now = Instant::now();
+        l.ahead_calls = match l.last_extended.map(|t| now.duration_since(t)) {
+            Some(d) if d < Duration::from_secs(1) => (l.ahead_calls * 2).min(MAX_LEASE_CALLS),
+            Some(d) if d > Duration::from_secs(10) => LEASE_CALLS,
+            _ => l.ahead_calls,
+        };
+        l.last_extended = Some(now);
+        l.ahead_calls
+    }
+
     fn extension_lock(&self, tenant: TenantId) -> Arc<tokio::sync::Mutex<()>> {
         self.extending
             .lock()
@@ -144,7 +170,7 @@ impl WalletService {
         };
         // Lease ahead for the next calls while the balance allows; near the end, exactly what
         // this call lacks (so the last tokens are not stranded in a slice too big to carve).
-        let ahead = amount.saturating_mul(LEASE_CALLS).max(shortfall);
+        let ahead = amount.saturating_mul(self.ahead_calls(tenant)).max(shortfall);
         let mut got = false;
         if ahead > shortfall {
             got = self.extend(tenant, ahead).await?;

@@ -25,8 +25,8 @@ use tokenone_core::events::{kinds, Event};
 use tokenone_core::keys::{looks_like_key, KeyAuth, KeyMode};
 use tokenone_core::model::{CallRecord, Settled};
 use tokenone_core::routing::{
-    classify, decide, has_reasoning_cues, plan as route_plan, retryable as route_retryable, Decision, Hints, PlanInput,
-    RequestTraits, MIN_TIER_HEADER, ROUTE_HEADER,
+    classify_with_cues, decide, plan as route_plan, retryable as route_retryable, text_cues, Decision, Hints,
+    PlanInput, Reasoning, RequestTraits, MIN_TIER_HEADER, ROUTE_HEADER,
 };
 use tokenone_core::services::wallet::Hold;
 use tokenone_core::tiers::Tier;
@@ -155,7 +155,7 @@ async fn authenticate(
         return Err(deny("invalid API key"));
     }
     let hash = state.keys.hash(&secret);
-    let auth = match state.key_cache.get(state.store.as_ref(), &hash).await {
+    let auth = match state.key_cache.get(&state.store, &hash).await {
         Ok(Some(a)) => a,
         Ok(None) => return Err(deny("invalid API key")),
         Err(e) => {
@@ -538,6 +538,7 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
         Err(m) => return call.fail(ErrorKind::InvalidRequest, "invalid_request", &m),
     };
     let est_in = tokenone_providers::estimate_tokens(features.text_chars);
+    let cues = text_cues(&features.last_user_text);
     let traits = RequestTraits {
         est_prompt_tokens: est_in,
         max_output_tokens: features.max_output_tokens,
@@ -545,12 +546,12 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
         images: features.images,
         json_mode: features.json_mode,
         has_code: features.has_code,
-        reasoning_cues: has_reasoning_cues(&features.last_user_text),
+        reasoning_cues: cues.reasoning != Reasoning::None,
         turns: features.turns,
         system_chars: features.system_text.chars().count(),
         last_user_text: features.last_user_text.clone(),
     };
-    let needed = hints.apply(classify(&traits, requested_tier), requested_tier);
+    let needed = hints.apply(classify_with_cues(&traits, requested_tier, cues), requested_tier);
     let native = resolved.path.clone();
     let decision = if hints.pin {
         Decision::native(&native)
