@@ -86,6 +86,11 @@ struct WireFrame {
     text: String,
 }
 
+/// How a [`Wire`] message from `replica` starts (serde writes fields in declaration order).
+fn wire_prefix(replica: &str) -> String {
+    format!("{{\"replica\":{},", serde_json::Value::from(replica))
+}
+
 /// The SSE text of an event: `id:` (when stored), `event:`, `data:`.
 fn sse_text(seq: Option<i64>, e: &Event) -> String {
     let mut s = String::with_capacity(256);
@@ -208,8 +213,14 @@ impl EventHub {
                     Err(_) => tokio::time::timeout_at(deadline, rx.recv()).await.ok().flatten(),
                 };
             }
-            let stored: Vec<Event> = batch.iter().filter(|e| !e.is_ephemeral()).cloned().collect();
-            let mut seqs = self.store_with_retry(&stored).await.into_iter();
+            // Usually every event is stored (presence is the ephemeral kind): no copy then.
+            let mut seqs = if batch.iter().any(|e| e.is_ephemeral()) {
+                let stored: Vec<Event> = batch.iter().filter(|e| !e.is_ephemeral()).cloned().collect();
+                self.store_with_retry(&stored).await
+            } else {
+                self.store_with_retry(&batch).await
+            }
+            .into_iter();
             let mut frames = Vec::with_capacity(batch.len());
             for e in batch.drain(..) {
                 let seq = if e.is_ephemeral() { None } else { seqs.next().flatten() };
@@ -279,6 +290,7 @@ impl EventHub {
 
     async fn listen(self, url: String, channel: String, mut sub: Option<redis::aio::PubSubStream>, replica: String) {
         let mut backoff = Duration::from_millis(200);
+        let own_prefix = wire_prefix(&replica);
         loop {
             let Some(stream) = sub.as_mut() else {
                 tokio::select! {
@@ -302,6 +314,11 @@ impl EventHub {
             let Ok(payload) = msg.get_payload::<String>() else {
                 continue;
             };
+            // This replica's own messages come back too; they start with its id (the first
+            // field), so they are skipped without parsing.
+            if payload.starts_with(&own_prefix) {
+                continue;
+            }
             let Ok(wire) = serde_json::from_str::<Wire>(&payload) else {
                 tracing::warn!("ignoring a malformed event message from Redis");
                 continue;
@@ -544,6 +561,26 @@ mod tests {
     use tokenone_core::roles::TenantRole;
     use tokenone_core::services::live::LiveConfig;
     use tokenone_store::SqlStore;
+
+    #[test]
+    fn own_messages_are_recognised_by_their_prefix() {
+        for replica in ["r-1", "a\"quoted\\id"] {
+            let text = serde_json::to_string(&Wire {
+                replica: replica.to_string(),
+                frames: vec![],
+            })
+            .expect("serializes");
+            assert!(text.starts_with(&wire_prefix(replica)), "{text}");
+            assert!(!text.starts_with(&wire_prefix("r-2")), "{text}");
+        }
+        // A replica whose id extends another's is not mistaken for it.
+        let other = serde_json::to_string(&Wire {
+            replica: "r-10".into(),
+            frames: vec![],
+        })
+        .expect("serializes");
+        assert!(!other.starts_with(&wire_prefix("r-1")));
+    }
 
     async fn store() -> (Arc<SqlStore>, std::path::PathBuf) {
         let path = std::env::temp_dir().join(format!("tokenone-hub-{}.db", uuid::Uuid::new_v4()));
