@@ -13,6 +13,7 @@
 //! Values keep their stored type exactly: integers as JSON integers, text as strings, NULL as
 //! null, bytes as `{"$b64": ".."}`, so a restore puts back every row bit for bit.
 
+use crate::tokens::hex;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
@@ -209,10 +210,6 @@ impl<R: Read> Read for Hashing<R> {
         self.bytes += n as u64;
         Ok(n)
     }
-}
-
-fn hex(d: &[u8]) -> String {
-    d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Writes an archive: header, rows, then [`ArchiveWriter::finish`].

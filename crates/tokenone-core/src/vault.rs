@@ -77,7 +77,7 @@ impl MasterKey {
     }
 
     pub fn id_hex(&self) -> String {
-        self.id.iter().map(|b| format!("{b:02x}")).collect()
+        crate::tokens::hex(&self.id)
     }
 
     fn cipher(&self) -> Aes256Gcm {
@@ -408,7 +408,7 @@ impl Vault {
 
     /// The master key id a blob was wrapped under.
     pub fn key_id_of(blob: &[u8]) -> Option<String> {
-        (blob.len() > KID_LEN).then(|| blob[1..1 + KID_LEN].iter().map(|b| format!("{b:02x}")).collect())
+        (blob.len() > KID_LEN).then(|| crate::tokens::hex(&blob[1..1 + KID_LEN]))
     }
 }
 

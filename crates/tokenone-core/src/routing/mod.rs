@@ -57,7 +57,4 @@ pub use classify::{
 pub use hints::{Hints, MIN_TIER_HEADER, ROUTE_HEADER};
 pub use plan::{est_out, estimated_cost_usd, plan, Plan, PlanInput, EST_OUT_CAP};
 pub use switch::{decide, retryable, rollout_selects, Decision, RouterMode};
-pub use traits::{
-    estimate_tokens, has_reasoning_cues, names_code_task, names_light_task, reasoning, text_cues, Reasoning,
-    RequestTraits, TextCues,
-};
+pub use traits::{estimate_tokens, has_reasoning_cues, text_cues, Reasoning, RequestTraits, TextCues};

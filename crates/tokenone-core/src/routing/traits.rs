@@ -374,26 +374,11 @@ pub fn text_cues(text: &str) -> TextCues {
     }
 }
 
-/// How strongly `text` asks for reasoning.
-pub fn reasoning(text: &str) -> Reasoning {
-    text_cues(text).reasoning
-}
-
 /// Whether `text` asks for reasoning at all (what [`RequestTraits::reasoning_cues`] holds). The
 /// proxy applies it to the last user text: system prompts often carry boilerplate such as "think
 /// step by step" whatever the task.
 pub fn has_reasoning_cues(text: &str) -> bool {
-    reasoning(text) != Reasoning::None
-}
-
-/// Whether `text` names a programming task.
-pub fn names_code_task(text: &str) -> bool {
-    text_cues(text).code_task
-}
-
-/// Whether `text` names a light task (rewrite, translate, summarise, classify, extract).
-pub fn names_light_task(text: &str) -> bool {
-    text_cues(text).light_task
+    text_cues(text).reasoning != Reasoning::None
 }
 
 #[cfg(test)]
@@ -445,7 +430,7 @@ mod tests {
             ("", Reasoning::None),
         ];
         for (text, want) in cases {
-            assert_eq!(reasoning(text), want, "{text}");
+            assert_eq!(text_cues(text).reasoning, want, "{text}");
             assert_eq!(has_reasoning_cues(text), want != Reasoning::None, "{text}");
         }
     }
@@ -458,8 +443,8 @@ mod tests {
         assert!(code("any bug?") && !code("debugger") && !code("humbug"));
         assert!(code("(regex)") && code("«SQL»"));
         // Hyphens and spaces are interchangeable inside a phrase.
-        assert_eq!(reasoning("step-by-step"), Reasoning::Strong);
-        assert_eq!(reasoning("trade off"), Reasoning::Soft);
+        assert_eq!(text_cues("step-by-step").reasoning, Reasoning::Strong);
+        assert_eq!(text_cues("trade off").reasoning, Reasoning::Soft);
         assert_eq!(text_cues(""), TextCues::default());
     }
 
@@ -474,15 +459,17 @@ mod tests {
 
     #[test]
     fn code_and_light_tasks() {
-        assert!(names_code_task("Write a SQL query for the top customers"));
-        assert!(names_code_task("Write a regex for phone numbers"));
-        assert!(names_code_task("write a Dockerfile"));
-        assert!(!names_code_task("Write a poem about rain"));
-        assert!(!names_code_task("Give me a quick recap of the meeting"));
-        assert!(names_light_task("Summarize this email"));
-        assert!(names_light_task("Translate to German"));
-        assert!(names_light_task("TL;DR please"));
-        assert!(!names_light_task("Design a payments ledger"));
+        let code_task = |t: &str| text_cues(t).code_task;
+        let light_task = |t: &str| text_cues(t).light_task;
+        assert!(code_task("Write a SQL query for the top customers"));
+        assert!(code_task("Write a regex for phone numbers"));
+        assert!(code_task("write a Dockerfile"));
+        assert!(!code_task("Write a poem about rain"));
+        assert!(!code_task("Give me a quick recap of the meeting"));
+        assert!(light_task("Summarize this email"));
+        assert!(light_task("Translate to German"));
+        assert!(light_task("TL;DR please"));
+        assert!(!light_task("Design a payments ledger"));
     }
 
     #[test]
