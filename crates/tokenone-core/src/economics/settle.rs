@@ -31,11 +31,17 @@ pub struct Settlement {
     pub savings_tokens: u64,
     /// Credited back to the wallet.
     pub pass_back_tokens: u64,
-    /// `burn_tokens - pass_back_tokens`; never negative, signed for the database column.
-    pub net_tokens: i64,
     /// The figures did not fit (absurd usage or levers): burn is [`MAX_TOKENS`], savings and
     /// pass-back are zero, and any USD figure that overflowed is `Decimal::MAX`. Worth an alert.
     pub saturated: bool,
+}
+
+impl Settlement {
+    /// `burn_tokens - pass_back_tokens`: never negative (pass-back <= savings <= burn), signed
+    /// like the database columns (burn <= [`MAX_TOKENS`] = `i64::MAX`).
+    pub fn net_tokens(&self) -> i64 {
+        i64::try_from(self.burn_tokens.saturating_sub(self.pass_back_tokens)).unwrap_or(i64::MAX)
+    }
 }
 
 /// Sum of `count * USD per million` over `parts`, in USD; `None` on overflow. A negative price
@@ -147,8 +153,6 @@ pub fn price_call(
             burn_tokens: burn,
             savings_tokens: savings,
             pass_back_tokens: pass_back,
-            // burn <= MAX_TOKENS = i64::MAX, and pass_back <= savings <= burn.
-            net_tokens: i64::try_from(burn.saturating_sub(pass_back)).unwrap_or(i64::MAX),
             saturated: false,
         },
         None => Settlement {
@@ -157,7 +161,6 @@ pub fn price_call(
             burn_tokens: MAX_TOKENS,
             savings_tokens: 0,
             pass_back_tokens: 0,
-            net_tokens: i64::MAX,
             saturated: true,
         },
     }
@@ -237,11 +240,11 @@ mod tests {
                     burn_tokens: burn,
                     savings_tokens: savings,
                     pass_back_tokens: pass_back,
-                    net_tokens: net,
                     saturated: false,
                 },
                 "{requested} via {delivered}"
             );
+            assert_eq!(s.net_tokens(), net, "{requested} via {delivered}");
             // Exact, not merely equal: no stray digits to show in the API.
             assert_eq!(s.upstream_usd.to_string(), upstream);
             assert_eq!(s.baseline_usd.to_string(), baseline);
@@ -273,7 +276,7 @@ mod tests {
                 s.burn_tokens,
                 s.savings_tokens,
                 s.pass_back_tokens,
-                s.net_tokens
+                s.net_tokens()
             ),
             (d("0.0077"), d("0.0105"), 10500, 2800, 1680, 8820)
         );
@@ -312,7 +315,7 @@ mod tests {
                 s.burn_tokens,
                 s.savings_tokens,
                 s.pass_back_tokens,
-                s.net_tokens
+                s.net_tokens()
             ),
             (d("0.01155"), d("0.0105"), 11550, 0, 0, 11550)
         );
@@ -343,7 +346,7 @@ mod tests {
                 s.burn_tokens,
                 s.savings_tokens,
                 s.pass_back_tokens,
-                s.net_tokens
+                s.net_tokens()
             ),
             (d("0.00000022"), d("0.0000008"), 3, 1, 0, 3)
         );
@@ -413,7 +416,7 @@ mod tests {
                 s.baseline_usd,
                 s.burn_tokens,
                 s.savings_tokens,
-                s.net_tokens,
+                s.net_tokens(),
                 s.saturated
             ),
             (Decimal::ZERO, Decimal::ZERO, 0, 0, 0, false)
@@ -437,7 +440,7 @@ mod tests {
                         (s.burn_tokens, s.savings_tokens, s.pass_back_tokens),
                         (MAX_TOKENS, 0, 0)
                     );
-                    assert_eq!(s.net_tokens, i64::MAX);
+                    assert_eq!(s.net_tokens(), i64::MAX);
                 }
             }
         }
@@ -557,7 +560,7 @@ mod tests {
             let s = price_call(usage, tier, &p, at_ceiling, &levers);
             prop_assert!(!s.saturated);
             prop_assert!(s.pass_back_tokens <= s.savings_tokens && s.savings_tokens <= s.burn_tokens);
-            prop_assert_eq!(s.net_tokens as u64, s.burn_tokens - s.pass_back_tokens);
+            prop_assert_eq!(s.net_tokens() as u64 + s.pass_back_tokens, s.burn_tokens);
             let cost = s.upstream_usd.max(s.baseline_usd);
             let burn = Decimal::from(s.burn_tokens);
             prop_assert!(burn * basis >= cost);
