@@ -7,6 +7,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
+use tokenone_core::repo::RouterState;
 use tokenone_core::routing::RouterMode;
 use tokenone_core::time::format_ms;
 use utoipa::ToSchema;
@@ -34,12 +35,12 @@ pub struct RouterStatus {
     pub last24h: Last24h,
 }
 
-async fn status_of(state: &AppState) -> ApiResult<RouterStatus> {
-    let (mode, pct, s) = state.router_service.current().await?;
+/// The status of `s` (the stored switch) with the last day's figures, read once here.
+async fn status_of(state: &AppState, s: RouterState) -> ApiResult<RouterStatus> {
     let st = state.router_service.stats_24h().await?;
     Ok(RouterStatus {
-        mode: mode.as_str().into(),
-        rollout_pct: pct,
+        mode: RouterMode::from_str(&s.mode).unwrap_or_default().as_str().into(),
+        rollout_pct: s.rollout_pct,
         updated_at: format_ms(s.updated_at),
         updated_by: s.updated_by,
         reason: s.reason,
@@ -56,7 +57,8 @@ async fn status_of(state: &AppState) -> ApiResult<RouterStatus> {
 #[utoipa::path(get, path = "/api/admin/smart-router-flip/status", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = RouterStatus), (status = 403, body = ErrorEnvelope)))]
 pub async fn status(State(state): State<AppState>, _admin: PlatformAdmin) -> ApiResult<Data<RouterStatus>> {
-    Ok(Data(status_of(&state).await?))
+    let (_, _, s) = state.router_service.current().await?;
+    Ok(Data(status_of(&state, s).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -84,5 +86,5 @@ pub async fn flip(
         .await?;
     let mode = RouterMode::from_str(&s.mode).unwrap_or_default();
     *state.router.write().unwrap_or_else(|p| p.into_inner()) = (mode, s.rollout_pct);
-    Ok(Data(status_of(&state).await?))
+    Ok(Data(status_of(&state, s).await?))
 }
