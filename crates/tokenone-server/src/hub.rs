@@ -10,6 +10,7 @@
 //! frames behind is disconnected (it reconnects with `Last-Event-ID`), so a slow client can
 //! never hold anyone up.
 
+use crate::pubsub;
 use bytes::Bytes;
 use futures::StreamExt;
 use prometheus_client::metrics::counter::Counter;
@@ -116,7 +117,7 @@ impl EventHub {
         }));
         let (publisher, subscription) = match redis {
             Some(r) => {
-                let sub = subscribe(&r.url, &r.channel).await;
+                let sub = pubsub::subscribe(&r.url, &topic(&r.channel)).await;
                 (Some((r.conn, r.channel.clone())), Some((r.url, r.channel, sub)))
             }
             None => (None, None),
@@ -250,15 +251,16 @@ impl EventHub {
                 );
             }
             if let (Some((conn, channel)), false) = (&publisher, frames.is_empty()) {
-                publish(
-                    conn.clone(),
-                    channel,
-                    &Wire {
-                        replica: replica.clone(),
-                        frames,
-                    },
-                )
-                .await;
+                let wire = Wire {
+                    replica: replica.clone(),
+                    frames,
+                };
+                match serde_json::to_string(&wire) {
+                    Ok(payload) => pubsub::publish(conn.clone(), &topic(channel), payload).await,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot encode events for Redis; other replicas miss them live")
+                    }
+                }
             }
             for w in waiters.drain(..) {
                 let _ = w.send(());
@@ -298,7 +300,7 @@ impl EventHub {
                     _ = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
-                sub = subscribe(&url, &channel).await;
+                sub = pubsub::subscribe(&url, &topic(&channel)).await;
                 continue;
             };
             let msg = tokio::select! {
@@ -409,42 +411,13 @@ impl EventSink for EventHub {
     }
 }
 
-async fn subscribe(url: &str, channel: &str) -> Option<redis::aio::PubSubStream> {
-    let attempt = async {
-        let client = redis::Client::open(url)?;
-        let mut pubsub = client.get_async_pubsub().await?;
-        pubsub.subscribe(channel).await?;
-        Ok::<_, redis::RedisError>(pubsub.into_on_message())
-    };
-    match tokio::time::timeout(Duration::from_secs(3), attempt).await {
-        Ok(Ok(s)) => Some(s),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "cannot subscribe to project events on Redis; this replica sees only its own");
-            None
-        }
-        Err(_) => {
-            tracing::warn!("subscribing to project events on Redis timed out; will retry");
-            None
-        }
-    }
-}
-
-async fn publish(mut conn: redis::aio::ConnectionManager, channel: &str, wire: &Wire) {
-    let Ok(payload) = serde_json::to_string(wire) else {
-        return;
-    };
-    let sent = tokio::time::timeout(
-        Duration::from_secs(1),
-        redis::cmd("PUBLISH")
-            .arg(channel)
-            .arg(payload)
-            .query_async::<i64>(&mut conn),
-    )
-    .await;
-    match sent {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "publishing events to Redis failed; other replicas miss them live"),
-        Err(_) => tracing::warn!("publishing events to Redis timed out"),
+/// The topic of project events on `channel`.
+fn topic(channel: &str) -> pubsub::Topic<'_> {
+    pubsub::Topic {
+        channel,
+        carries: "project events",
+        unsubscribed: "this replica sees only its own events",
+        unpublished: "other replicas miss them live",
     }
 }
 

@@ -8,6 +8,7 @@ pub mod hub;
 pub mod metrics;
 pub mod middleware;
 pub mod proxy;
+mod pubsub;
 pub mod routes;
 pub mod runtime;
 pub mod state;

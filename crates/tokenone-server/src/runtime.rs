@@ -4,6 +4,7 @@
 //! `runtime_versions` a few times a second, so a lost message or a replica without Redis is at most
 //! one poll behind.
 
+use crate::pubsub;
 use crate::state::AppState;
 use futures::StreamExt;
 use std::collections::BTreeMap;
@@ -19,6 +20,12 @@ use tokenone_core::Result;
 pub const CHANNEL: &str = "tokenone:invalidate";
 const POLL: Duration = Duration::from_millis(300);
 const RESUBSCRIBE: Duration = Duration::from_secs(5);
+const TOPIC: pubsub::Topic<'static> = pubsub::Topic {
+    channel: CHANNEL,
+    carries: "invalidations",
+    unsubscribed: "polling only",
+    unpublished: "replicas will poll",
+};
 
 /// What this replica has loaded: the version of each kind, and a lock that keeps reloads in
 /// order (a slow older reload never overwrites a newer one).
@@ -104,42 +111,8 @@ pub async fn changed(state: &AppState, kind: &str) {
 }
 
 async fn publish(state: &AppState, kind: &str) {
-    let Some(redis) = state.redis.clone() else {
-        return;
-    };
-    let mut conn = redis;
-    let sent = tokio::time::timeout(
-        Duration::from_secs(1),
-        redis::cmd("PUBLISH")
-            .arg(CHANNEL)
-            .arg(kind)
-            .query_async::<i64>(&mut conn),
-    )
-    .await;
-    match sent {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "publishing an invalidation failed; replicas will poll"),
-        Err(_) => tracing::warn!("publishing an invalidation timed out; replicas will poll"),
-    }
-}
-
-async fn subscribe(url: &str) -> Option<redis::aio::PubSubStream> {
-    let client = redis::Client::open(url).ok()?;
-    let attempt = async {
-        let mut pubsub = client.get_async_pubsub().await?;
-        pubsub.subscribe(CHANNEL).await?;
-        Ok::<_, redis::RedisError>(pubsub.into_on_message())
-    };
-    match tokio::time::timeout(Duration::from_secs(2), attempt).await {
-        Ok(Ok(stream)) => Some(stream),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "cannot subscribe to invalidations; polling only");
-            None
-        }
-        Err(_) => {
-            tracing::warn!("subscribing to invalidations timed out; polling only");
-            None
-        }
+    if let Some(conn) = state.redis.clone() {
+        pubsub::publish(conn, &TOPIC, kind).await;
     }
 }
 
@@ -166,7 +139,7 @@ pub async fn sync(state: AppState) {
     loop {
         if sub.is_none() && !redis_url.is_empty() && last_attempt.is_none_or(|t| t.elapsed() >= RESUBSCRIBE) {
             last_attempt = Some(Instant::now());
-            sub = subscribe(&redis_url).await;
+            sub = pubsub::subscribe(&redis_url, &TOPIC).await;
         }
         let lost = tokio::select! {
             _ = tick.tick() => false,
