@@ -100,10 +100,37 @@ fn sqlite_url(url: &str) -> String {
     }
 }
 
-/// `($1, ..., $cols), ($cols+1, ...)` for `rows` rows on PostgreSQL; anonymous `?` on SQLite,
-/// bound in the same order. SQLite keeps numbered parameters in a list that
-/// `sqlite3_bind_parameter_name` walks once per parameter (sqlx asks for every name while
-/// binding), which made a 3,000-parameter statement quadratic: 40 % of the gateway's CPU at load.
+/// Rows per multi-row statement (well under both databases' parameter limits).
+pub(crate) const ROWS_PER_STATEMENT: usize = 100;
+
+/// `n` parameter placeholders separated by `", "`, numbered from `$first` on PostgreSQL;
+/// anonymous `?` on SQLite, so they must be bound in the order they appear in the statement.
+/// SQLite keeps numbered parameters in a list that `sqlite3_bind_parameter_name` walks once per
+/// parameter (sqlx asks for every name while binding), which made a 3,000-parameter statement
+/// quadratic: 40 % of the gateway's CPU at load.
+pub(crate) fn placeholders(backend: Backend, first: usize, n: usize) -> String {
+    let mut out = String::with_capacity(n * 5);
+    push_placeholders(&mut out, backend, first, n);
+    out
+}
+
+fn push_placeholders(out: &mut String, backend: Backend, first: usize, n: usize) {
+    for i in 0..n {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        match backend {
+            Backend::Sqlite => out.push('?'),
+            Backend::Postgres => {
+                out.push('$');
+                out.push_str(&(first + i).to_string());
+            }
+        }
+    }
+}
+
+/// `($1, ..., $cols), ($cols+1, ...)` for `rows` rows: see `placeholders` (anonymous `?` on
+/// SQLite, bound row by row in column order).
 pub(crate) fn values(backend: Backend, rows: usize, cols: usize) -> String {
     let mut out = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
@@ -111,18 +138,7 @@ pub(crate) fn values(backend: Backend, rows: usize, cols: usize) -> String {
             out.push_str(", ");
         }
         out.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                out.push_str(", ");
-            }
-            match backend {
-                Backend::Sqlite => out.push('?'),
-                Backend::Postgres => {
-                    out.push('$');
-                    out.push_str(&(r * cols + c + 1).to_string());
-                }
-            }
-        }
+        push_placeholders(&mut out, backend, r * cols + 1, cols);
         out.push(')');
     }
     out

@@ -87,8 +87,6 @@ const CALL_COLUMNS: &str = "id, at, tenant_id, project_id, key_id, mode, shape, 
     uncollected_tokens, latency_ms, status, error_code, shadow_savings_tokens";
 const CALL_COLS: usize = 30;
 const LEDGER_COLS: usize = 13;
-/// Rows per multi-row statement (well under both databases' parameter limits).
-const CHUNK: usize = 100;
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
@@ -168,7 +166,7 @@ pub(crate) async fn settle_calls(store: &SqlStore, batch: &[Settled], key: &[u8]
     // 1. The call rows; the ids that were new (a retried batch finds its calls written, with
     //    their money: those are skipped entirely).
     let mut fresh: std::collections::HashSet<String> = std::collections::HashSet::new();
-    for chunk in batch.chunks(CHUNK) {
+    for chunk in batch.chunks(crate::ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO calls ({CALL_COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
             crate::values(store.kind(), chunk.len(), CALL_COLS)
@@ -208,7 +206,7 @@ pub(crate) async fn settle_calls(store: &SqlStore, batch: &[Settled], key: &[u8]
                     .map(move |p| NewEntry::from_posting(t, p, Some(c.id), c.at, ""))
             })
             .collect();
-        entries.extend(chain(t, &mut head, new, key));
+        entries.extend(chain(&mut head, new, key));
         save_head(&mut tx, t, head).await?;
     }
     insert_entries(store.kind(), &mut tx, &entries).await?;
@@ -278,30 +276,11 @@ pub(crate) async fn settle_calls(store: &SqlStore, batch: &[Settled], key: &[u8]
     tx.commit().await.map_err(db_err)
 }
 
-/// The stand-in for the previous entry that `chain_next` needs (it reads only seq and hash).
-fn prev_of(tenant: TenantId, head: (u64, [u8; 32])) -> Option<LedgerEntry> {
-    (head.0 > 0).then(|| LedgerEntry {
-        id: uuid::Uuid::nil(),
-        tenant_id: tenant,
-        seq: head.0,
-        at_ms: 0,
-        kind: String::new(),
-        call_id: None,
-        debit_account: String::new(),
-        credit_account: String::new(),
-        amount_tokens: 0,
-        memo: String::new(),
-        prev_hash: GENESIS_PREV_HASH,
-        hash: head.1,
-        signature: [0; 32],
-    })
-}
-
 /// Chains `new` onto `head` (advancing it) and signs each entry.
-fn chain(tenant: TenantId, head: &mut (u64, [u8; 32]), new: Vec<NewEntry>, key: &[u8]) -> Vec<LedgerEntry> {
+fn chain(head: &mut (u64, [u8; 32]), new: Vec<NewEntry>, key: &[u8]) -> Vec<LedgerEntry> {
     new.into_iter()
         .map(|n| {
-            let e = chain_next(prev_of(tenant, *head).as_ref(), n, key);
+            let e = chain_next(*head, n, key);
             *head = (e.seq, e.hash);
             e
         })
@@ -310,7 +289,7 @@ fn chain(tenant: TenantId, head: &mut (u64, [u8; 32]), new: Vec<NewEntry>, key: 
 
 /// Inserts chained entries, many per statement.
 async fn insert_entries(backend: Backend, tx: &mut Tx<'_>, entries: &[LedgerEntry]) -> Result<()> {
-    for chunk in entries.chunks(CHUNK) {
+    for chunk in entries.chunks(crate::ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO ledger_entries (id, tenant_id, seq, at, kind, call_id, debit_account, credit_account,
              amount_tokens, memo, prev_hash, hash, signature) VALUES {}",
@@ -566,7 +545,7 @@ impl WalletRepo for SqlStore {
             req.at,
             req.memo.clone(),
         )];
-        let mut entries = chain(req.tenant_id, &mut head, new, key);
+        let mut entries = chain(&mut head, new, key);
         insert_entries(self.kind(), &mut tx, &entries).await?;
         save_head(&mut tx, req.tenant_id, head).await?;
         let updated = sqlx::query(

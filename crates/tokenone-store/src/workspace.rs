@@ -160,12 +160,9 @@ impl SqlStore {
     }
 }
 
-/// Rows per multi-row event insert.
-const EVENT_CHUNK: usize = 100;
-
 /// Inserts `(event, seq)` pairs, many rows per statement.
 async fn insert_events(backend: crate::Backend, tx: &mut Tx<'_>, rows: &[(&Event, i64)]) -> Result<()> {
-    for chunk in rows.chunks(EVENT_CHUNK) {
+    for chunk in rows.chunks(crate::ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO project_events (id, project_id, seq, tenant_id, type, actor_user_id, at, payload) VALUES {}",
             crate::values(backend, chunk.len(), 8)
@@ -335,11 +332,12 @@ impl WorkspaceRepo for SqlStore {
         for (table, list) in [(ColdTable::Calls, &ids.calls), (ColdTable::Events, &ids.events)] {
             let mut deleted = 0u64;
             for chunk in list.chunks(DELETE_CHUNK) {
-                let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+                // The project id first, then the ids, in the order they are bound.
                 let sql = format!(
-                    "DELETE FROM {} WHERE project_id = $1 AND id IN ({})",
+                    "DELETE FROM {} WHERE project_id = {} AND id IN ({})",
                     table.as_str(),
-                    marks.join(", ")
+                    crate::placeholders(self.kind(), 1, 1),
+                    crate::placeholders(self.kind(), 2, chunk.len())
                 );
                 let mut q = sqlx::query(&sql).bind(a.project_id.to_string());
                 for id in chunk {
@@ -421,12 +419,11 @@ impl WorkspaceRepo for SqlStore {
                 }
             }
             let sql = sql_cache.entry((table, names.clone())).or_insert_with(|| {
-                let marks: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
                 format!(
-                    "INSERT INTO {} ({}) VALUES ({})",
+                    "INSERT INTO {} ({}) VALUES {}",
                     table.as_str(),
                     names.join(", "),
-                    marks.join(", ")
+                    crate::values(self.kind(), 1, names.len())
                 )
             });
             let mut q = sqlx::query(sql.as_str());

@@ -33,6 +33,9 @@ use uuid::Uuid;
 /// The `prev_hash` of a chain's first entry.
 pub const GENESIS_PREV_HASH: [u8; 32] = [0; 32];
 
+/// The head `(seq, hash)` of a chain with no entries yet: seq 0 means "no previous entry".
+pub const GENESIS_HEAD: (u64, [u8; 32]) = (0, GENESIS_PREV_HASH);
+
 const DOMAIN_TAG: &str = "tokenone.ledger.v1";
 
 /// One row of a tenant's ledger. Rows are never updated or deleted.
@@ -100,6 +103,11 @@ fn put_str(buf: &mut Vec<u8>, s: &str) {
 }
 
 impl LedgerEntry {
+    /// This entry as a chain head `(seq, hash)`, for `chain_next`.
+    pub fn head(&self) -> (u64, [u8; 32]) {
+        (self.seq, self.hash)
+    }
+
     /// The canonical encoding (module docs): every field but the three digests.
     pub fn canonical_bytes(&self) -> Vec<u8> {
         let mut buf = Vec::with_capacity(
@@ -153,13 +161,13 @@ pub fn signature_ok(key: &[u8], hash: &[u8; 32], signature: &[u8; 32]) -> bool {
     m.verify_slice(signature).is_ok()
 }
 
-/// The entry that follows `prev` (the same tenant's latest entry; `None` for the first), hashed
-/// and signed with `key`.
-pub fn chain_next(prev: Option<&LedgerEntry>, entry: NewEntry, key: &[u8]) -> LedgerEntry {
-    let (seq, prev_hash) = match prev {
+/// The entry that follows the chain head `(seq, hash)` (the same tenant's latest entry's seq and
+/// hash; `GENESIS_HEAD`, or any seq 0, before the first), hashed and signed with `key`.
+pub fn chain_next(head: (u64, [u8; 32]), entry: NewEntry, key: &[u8]) -> LedgerEntry {
+    let (seq, prev_hash) = match head {
+        (0, _) => (1, GENESIS_PREV_HASH),
         // A chain cannot reach 2^64 entries; were it to, the repeated seq fails verification.
-        Some(p) => (p.seq.saturating_add(1), p.hash),
-        None => (1, GENESIS_PREV_HASH),
+        (seq, hash) => (seq.saturating_add(1), hash),
     };
     let mut e = LedgerEntry {
         id: entry.id,
@@ -325,6 +333,10 @@ mod tests {
         }
     }
 
+    fn head_of(last: Option<&LedgerEntry>) -> (u64, [u8; 32]) {
+        last.map_or(GENESIS_HEAD, LedgerEntry::head)
+    }
+
     /// Top-up 20000, then the first worked example (burn 10500, pass back 6102), then a call that
     /// burns 12000 of the remaining 15602, and one more top-up.
     fn chain() -> Vec<LedgerEntry> {
@@ -339,13 +351,30 @@ mod tests {
         ];
         let mut out: Vec<LedgerEntry> = Vec::new();
         for (n, (p, c)) in postings.iter().enumerate() {
-            let next = chain_next(out.last(), entry(n as u128, p, *c), KEY);
+            let next = chain_next(head_of(out.last()), entry(n as u128, p, *c), KEY);
             out.push(next);
         }
         out
     }
 
     const BALANCE: u64 = 20_000 - 10_500 + 6_102 - 12_000 + 1_000;
+
+    /// A stored head chains exactly as the entry it stands for; seq 0 is the genesis whatever
+    /// its hash.
+    #[test]
+    fn a_stored_head_chains_like_its_entry() {
+        let c = chain();
+        let next = entry(9, &Posting::topup(tenant(), 5), None);
+        let from_head = chain_next((c[4].seq, c[4].hash), next.clone(), KEY);
+        assert_eq!(from_head.seq, 6);
+        assert_eq!(from_head.prev_hash, c[4].hash);
+        let mut longer = c.clone();
+        longer.push(from_head);
+        assert_eq!(verify_chain(&longer, KEY, None).unwrap().entries, 6);
+        let first = chain_next((0, [7; 32]), next.clone(), KEY);
+        assert_eq!(first, chain_next(GENESIS_HEAD, next, KEY));
+        assert_eq!((first.seq, first.prev_hash), (1, GENESIS_PREV_HASH));
+    }
 
     #[test]
     fn a_chain_links_and_verifies() {
@@ -381,7 +410,7 @@ mod tests {
     #[test]
     fn canonical_encoding_is_the_documented_one() {
         let e = chain_next(
-            None,
+            GENESIS_HEAD,
             NewEntry {
                 id: Uuid::from_u128(1),
                 tenant_id: TenantId(Uuid::from_u128(2)),
@@ -432,7 +461,7 @@ mod tests {
 
     #[test]
     fn moving_bytes_between_fields_changes_the_hash() {
-        let base = chain_next(None, entry(0, &Posting::topup(tenant(), 1), None), KEY);
+        let base = chain_next(GENESIS_HEAD, entry(0, &Posting::topup(tenant(), 1), None), KEY);
         let mut a = base.clone();
         a.debit_account = "platform:top".into();
         a.credit_account = format!("ups{}", base.credit_account);
@@ -599,15 +628,15 @@ mod tests {
     #[test]
     fn a_wallet_below_zero_or_another_tenant_is_found() {
         let t = tenant();
-        let first = chain_next(None, entry(0, &Posting::topup(t, 10), None), KEY);
-        let second = chain_next(Some(&first), entry(1, &Posting::burn(t, 11), None), KEY);
+        let first = chain_next(GENESIS_HEAD, entry(0, &Posting::topup(t, 10), None), KEY);
+        let second = chain_next(first.head(), entry(1, &Posting::burn(t, 11), None), KEY);
         assert_eq!(
             verify_chain(&[first.clone(), second], KEY, None),
             bad(2, BadEntry::NegativeBalance)
         );
         let stranger = TenantId(Uuid::from_u128(99));
         let other = chain_next(
-            Some(&first),
+            first.head(),
             NewEntry::from_posting(stranger, &Posting::topup(stranger, 1), None, 0, ""),
             KEY,
         );
@@ -626,7 +655,7 @@ mod tests {
             let mut w = Wallet::new(t);
             let mut ledger: Vec<LedgerEntry> = Vec::new();
             let post = |ledger: &mut Vec<LedgerEntry>, p: &Posting| {
-                let next = chain_next(ledger.last(), NewEntry::from_posting(t, p, None, 0, ""), KEY);
+                let next = chain_next(head_of(ledger.last()), NewEntry::from_posting(t, p, None, 0, ""), KEY);
                 ledger.push(next);
             };
             for (op, a, b) in ops {
