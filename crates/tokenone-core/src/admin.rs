@@ -67,10 +67,3 @@ pub struct CallFilter {
     /// `live` or `dev`; `None` for both.
     pub mode: Option<String>,
 }
-
-/// The smart-router switch as stored (`router_state`).
-#[derive(Debug, Clone)]
-pub struct RouterRow {
-    pub mode: String,
-    pub rollout_pct: i64,
-}

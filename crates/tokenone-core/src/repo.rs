@@ -306,5 +306,4 @@ pub trait AdminRepo: Send + Sync {
         after: Option<(Millis, uuid::Uuid)>,
         limit: i64,
     ) -> Result<Vec<CallRecord>>;
-    async fn router_row(&self) -> Result<Option<crate::admin::RouterRow>>;
 }

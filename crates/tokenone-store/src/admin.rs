@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::Transaction;
 use tokenone_core::admin::{
-    ActorRef, CallFilter, LeverChange, RouterRow, StoredLever, StoredSetting, TenantFigures, LEVERS_KIND, SETTINGS_KIND,
+    ActorRef, CallFilter, LeverChange, StoredLever, StoredSetting, TenantFigures, LEVERS_KIND, SETTINGS_KIND,
 };
 use tokenone_core::ids::UserId;
 use tokenone_core::model::{Actor, AuditEntry, CallRecord};
@@ -347,19 +347,5 @@ impl AdminRepo for SqlStore {
             .iter()
             .map(call)
             .collect()
-    }
-
-    async fn router_row(&self) -> Result<Option<RouterRow>> {
-        sqlx::query("SELECT mode, rollout_pct FROM router_state WHERE id = 1")
-            .fetch_optional(self.r())
-            .await
-            .map_err(db_err)?
-            .map(|r| {
-                Ok(RouterRow {
-                    mode: rows::get(&r, "mode")?,
-                    rollout_pct: rows::get(&r, "rollout_pct")?,
-                })
-            })
-            .transpose()
     }
 }

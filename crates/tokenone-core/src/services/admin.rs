@@ -6,7 +6,7 @@
 //! always `base.with_overrides(stored settings)`, with `base` the file and environment layers.
 
 use super::audit;
-use crate::admin::{ActorRef, CallFilter, LeverChange, RouterRow, StoredSetting, TenantFigures};
+use crate::admin::{ActorRef, CallFilter, LeverChange, StoredSetting, TenantFigures};
 use crate::config::Config;
 use crate::economics::levers::lever_description;
 use crate::economics::{parse_lever, Levers, LEVER_NAMES};
@@ -370,10 +370,6 @@ impl AdminService {
 
     pub async fn tenants(&self) -> Result<Vec<TenantFigures>> {
         self.store.tenant_figures().await
-    }
-
-    pub async fn router(&self) -> Result<Option<RouterRow>> {
-        self.store.router_row().await
     }
 
     /// Checks an export's tenant and writes its audit row (before any row is sent).

@@ -694,7 +694,7 @@ pub async fn runtime_status(State(state): State<AppState>, _admin: PlatformAdmin
     let cfg = state.cfg.get();
     let db_ok = state.store.ready().await.is_ok();
     let versions = state.admin.versions().await?;
-    let router = state.admin.router().await?;
+    let (mode, rollout_pct) = state.router_mode();
     let overridden = state.admin.effective().await?.overridden;
     let now = now_ms();
     let routing = state.routing();
@@ -739,15 +739,10 @@ pub async fn runtime_status(State(state): State<AppState>, _admin: PlatformAdmin
             ok: redis_ok(&state).await,
         },
         providers,
-        router: router
-            .map(|r| RouterStatus {
-                mode: r.mode,
-                rollout_pct: r.rollout_pct,
-            })
-            .unwrap_or(RouterStatus {
-                mode: "on".into(),
-                rollout_pct: 100,
-            }),
+        router: RouterStatus {
+            mode: mode.as_str().to_string(),
+            rollout_pct: rollout_pct.into(),
+        },
         levers_version: versions.get(LEVERS_KIND).copied().unwrap_or(0),
         rate_limits: RateLimitStatus {
             anthropic: cfg.ratelimit.anthropic_per_minute,
