@@ -89,16 +89,12 @@ fn no_route(shape: Shape, status: StatusCode) -> Response {
     (status, Json(errors::body_with_status(shape, status.as_u16(), message))).into_response()
 }
 
-fn shape_provider(shape: Shape) -> &'static str {
-    shape.as_str()
-}
-
 async fn health(State(state): State<AppState>, shape: Shape) -> Response {
     let cfg = state.cfg.get();
     Json(json!({
         "status": "ok",
         "provider": shape.as_str(),
-        "upstreamConfigured": upstream::configured(&cfg, shape_provider(shape)),
+        "upstreamConfigured": upstream::configured(&cfg, shape.as_str()),
     }))
     .into_response()
 }
@@ -493,7 +489,7 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
     };
     call.record.requested_model = model.chars().take(200).collect();
     call.record.stream = stream;
-    let features = match tokenone_providers::features(shape, &body) {
+    let mut features = match tokenone_providers::features(shape, &body) {
         Ok(f) => f,
         Err(e) => return call.fail(ErrorKind::InvalidRequest, "invalid_request", &e.to_string()),
     };
@@ -549,7 +545,7 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
         reasoning_cues: cues.reasoning != Reasoning::None,
         turns: features.turns,
         system_chars: features.system_text.chars().count(),
-        last_user_text: features.last_user_text.clone(),
+        last_user_text: std::mem::take(&mut features.last_user_text),
     };
     let needed = hints.apply(classify_with_cues(&traits, requested_tier, cues), requested_tier);
     let native = resolved.path.clone();
@@ -642,6 +638,7 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
     let mut strip_usage_chunk = false;
     let mut last_failure: Option<(ErrorKind, &'static str, String)> = None;
     let mut delivered: Option<(tokenone_core::catalogue::Path, reqwest::Response)> = None;
+    let include_usage_requested = shape == Shape::OpenAi && tokenone_providers::openai_include_usage_requested(&body);
     for (i, path) in attempts.iter().enumerate() {
         if i > 0 {
             call.record.fallback_used = true;
@@ -659,8 +656,7 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
         strip_usage_chunk = false;
         let payload: Bytes = if format_shape == shape {
             let rename = shape != Shape::Gemini && path.upstream_model != model;
-            let ask_usage =
-                shape == Shape::OpenAi && stream && !tokenone_providers::openai_include_usage_requested(&body);
+            let ask_usage = shape == Shape::OpenAi && stream && !include_usage_requested;
             if rename || ask_usage {
                 let mut b = body.clone();
                 if rename {
@@ -703,7 +699,7 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
             .body(payload);
         let req = upstream::auth_headers(
             req,
-            &path.provider,
+            path.format,
             provider.api_key.expose(),
             anthropic_version.as_deref(),
             anthropic_beta.as_deref(),
@@ -787,10 +783,9 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
                 "the upstream answered with something that is not an event stream",
             );
         }
-        let client_wants_usage = shape == Shape::OpenAi && tokenone_providers::openai_include_usage_requested(&body);
         let relay = RelayOptions {
             strip_usage_chunk,
-            client_wants_usage,
+            client_wants_usage: include_usage_requested,
             input_chars: features.text_chars,
             idle,
         };
@@ -847,9 +842,7 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
     let mut resp = Json(out).into_response();
     let overhead = started.elapsed().saturating_sub(upstream_wait).max(overhead_before);
     success_headers(&mut resp, &call_id_str, &delivered, limit);
-    if let Ok(v) = HeaderValue::from_str(&format!("{:.3}", overhead.as_secs_f64() * 1000.0)) {
-        resp.headers_mut().insert("x-tokenone-overhead-ms", v);
-    }
+    set_overhead(&mut resp, overhead);
     state.metrics.overhead.observe(overhead.as_secs_f64());
     call.finish(200, None);
     resp
@@ -1102,10 +1095,22 @@ fn relay_stream(
         }
     });
     let mut resp = Response::new(Body::from_stream(body));
+    set_sse_headers(&mut resp);
+    resp
+}
+
+/// The headers every event-stream answer carries.
+fn set_sse_headers(resp: &mut Response) {
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    resp
+}
+
+/// `x-tokenone-overhead-ms`: the time the gateway itself spent, in milliseconds.
+fn set_overhead(resp: &mut Response, overhead: Duration) {
+    if let Ok(v) = HeaderValue::from_str(&format!("{:.3}", overhead.as_secs_f64() * 1000.0)) {
+        resp.headers_mut().insert("x-tokenone-overhead-ms", v);
+    }
 }
 
 /// Dev keys: the built-in sandbox answers as the picked path would, in the client's shape.
@@ -1124,10 +1129,7 @@ fn sandbox(
                 call.set_usage(usage, false);
                 let chunks: Vec<Result<Bytes, std::io::Error>> = events.iter().map(|e| Ok(e.encode())).collect();
                 let mut r = Response::new(Body::from_stream(futures::stream::iter(chunks)));
-                r.headers_mut()
-                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-                r.headers_mut()
-                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+                set_sse_headers(&mut r);
                 r
             }
             Err(e) => return call.fail(ErrorKind::InvalidRequest, "invalid_request", &e.to_string()),
@@ -1143,10 +1145,7 @@ fn sandbox(
     };
     success_headers(&mut resp, call_id, path, limit);
     if !stream {
-        let overhead = call.started.elapsed();
-        if let Ok(v) = HeaderValue::from_str(&format!("{:.3}", overhead.as_secs_f64() * 1000.0)) {
-            resp.headers_mut().insert("x-tokenone-overhead-ms", v);
-        }
+        set_overhead(&mut resp, call.started.elapsed());
     }
     call.finish(200, None);
     resp

@@ -22,6 +22,31 @@ struct Bucket {
     updated: Instant,
 }
 
+/// Above this many local buckets, idle ones are swept (at most once per [`SWEEP_EVERY`]).
+const MAX_LOCAL_BUCKETS: usize = 100_000;
+/// A bucket untouched this long has refilled completely (a full refill takes 60 s at any
+/// capacity), so it carries no information.
+const IDLE_FULL: Duration = Duration::from_secs(60);
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+struct LocalBuckets {
+    map: HashMap<String, Bucket>,
+    last_swept: Instant,
+}
+
+impl LocalBuckets {
+    /// Drops the buckets idle long enough to be full, when there are too many and the last sweep
+    /// was at least [`SWEEP_EVERY`] ago (so a map of mostly active buckets is not scanned on
+    /// every check).
+    fn sweep(&mut self, now: Instant) {
+        if self.map.len() > MAX_LOCAL_BUCKETS && now.saturating_duration_since(self.last_swept) >= SWEEP_EVERY {
+            self.map
+                .retain(|_, b| now.saturating_duration_since(b.updated) < IDLE_FULL);
+            self.last_swept = now;
+        }
+    }
+}
+
 const SCRIPT: &str = r#"
 local cap = tonumber(ARGV[1])
 local rate = cap / 60000.0
@@ -45,7 +70,7 @@ return {allowed, math.floor(tokens), retry}
 "#;
 
 pub struct RateLimiter {
-    local: Mutex<HashMap<String, Bucket>>,
+    local: Mutex<LocalBuckets>,
     redis: Option<redis::aio::ConnectionManager>,
     script: redis::Script,
     pub fallbacks: Counter,
@@ -55,7 +80,10 @@ pub struct RateLimiter {
 impl RateLimiter {
     pub fn new(redis: Option<redis::aio::ConnectionManager>) -> Self {
         RateLimiter {
-            local: Mutex::new(HashMap::new()),
+            local: Mutex::new(LocalBuckets {
+                map: HashMap::new(),
+                last_swept: Instant::now(),
+            }),
             redis,
             script: redis::Script::new(SCRIPT),
             fallbacks: Counter::default(),
@@ -101,13 +129,10 @@ impl RateLimiter {
     fn check_local(&self, bucket: &str, per_minute: u32, now: Instant) -> Decision {
         let cap = per_minute as f64;
         let rate = cap / 60.0;
-        let mut map = self.local.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() > 100_000 {
-            // Full buckets carry no information; drop them to bound memory.
-            map.retain(|_, b| b.tokens < cap - 1.0);
-        }
+        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        local.sweep(now);
         let key = format!("{bucket}:{per_minute}");
-        let b = map.entry(key).or_insert(Bucket {
+        let b = local.map.entry(key).or_insert(Bucket {
             tokens: cap,
             updated: now,
         });
@@ -156,5 +181,66 @@ mod tests {
         let d = rl.check_local("t:openai", 3, t0 + Duration::from_secs(20));
         assert!(d.allowed);
         assert!(!rl.check_local("t:openai", 3, t0 + Duration::from_secs(20)).allowed);
+    }
+
+    #[test]
+    fn idle_buckets_are_swept_and_active_ones_kept() {
+        let rl = RateLimiter::new(None);
+        let t0 = Instant::now();
+        // Past the bound: the idle buckets were last touched at t0.
+        for i in 0..=MAX_LOCAL_BUCKETS {
+            rl.check_local(&format!("idle{i}:openai"), 10, t0);
+        }
+        // An active bucket, drained to empty at t0 + 30 s.
+        let active = t0 + Duration::from_secs(30);
+        for _ in 0..10 {
+            assert!(rl.check_local("busy:openai", 10, active).allowed);
+        }
+        assert!(!rl.check_local("busy:openai", 10, active).allowed);
+        // 60 s after t0 the idle buckets are full and dropped; the active one (30 s idle) stays.
+        let later = t0 + IDLE_FULL;
+        let d = rl.check_local("other:openai", 10, later);
+        assert!(d.allowed);
+        {
+            let local = rl.local.lock().unwrap();
+            assert_eq!(local.map.len(), 2, "only the active and the new bucket remain");
+            assert!(local.map.contains_key("busy:openai:10"));
+            assert!(local.map.contains_key("other:openai:10"));
+        }
+        // The active bucket kept its state: 30 s at 10/min refilled 5 tokens, not a full 10.
+        let d = rl.check_local("busy:openai", 10, later);
+        assert!(d.allowed);
+        assert_eq!(d.remaining, 4);
+    }
+
+    #[test]
+    fn sweeps_at_most_once_per_interval() {
+        let rl = RateLimiter::new(None);
+        let t0 = Instant::now();
+        for i in 0..=MAX_LOCAL_BUCKETS {
+            rl.check_local(&format!("b{i}:openai"), 10, t0);
+        }
+        // First sweep at t0 + 60 s empties the map but for the new bucket.
+        let t1 = t0 + IDLE_FULL;
+        rl.check_local("x:openai", 10, t1);
+        assert_eq!(rl.local.lock().unwrap().map.len(), 1);
+        // Refill past the bound within the same second: no sweep yet, even though these are idle
+        // enough by the next instant.
+        for i in 0..=MAX_LOCAL_BUCKETS {
+            rl.check_local(&format!("c{i}:openai"), 10, t0);
+        }
+        let len = rl.local.lock().unwrap().map.len();
+        rl.check_local("y:openai", 10, t1 + Duration::from_millis(500));
+        assert_eq!(
+            rl.local.lock().unwrap().map.len(),
+            len + 1,
+            "no sweep within the interval"
+        );
+        rl.check_local("z:openai", 10, t1 + SWEEP_EVERY);
+        assert_eq!(
+            rl.local.lock().unwrap().map.len(),
+            3,
+            "x, y, z and none of the idle ones"
+        );
     }
 }

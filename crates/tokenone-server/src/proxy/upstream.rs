@@ -1,6 +1,7 @@
 //! The HTTP client to upstream vendors: one pooled client, connect timeout, no redirects,
 //! `TCP_NODELAY`, and where each vendor wants its credential.
 
+use reqwest::header::HeaderValue;
 use std::time::Duration;
 use tokenone_core::catalogue::Format;
 use tokenone_core::config::{Config, ProviderConfig};
@@ -44,32 +45,40 @@ pub fn url(base: &str, format: Format, upstream_model: &str, stream: bool) -> St
     }
 }
 
-/// Credential and version headers for `provider`; `anthropic_version`/`anthropic_beta` are the
-/// client's, when it sent them.
+/// Credential and version headers for a provider speaking `format`; `anthropic_version`/
+/// `anthropic_beta` are the client's, when it sent them. The credential is marked sensitive so no
+/// Debug print or trace of the request shows it.
 pub fn auth_headers(
     req: reqwest::RequestBuilder,
-    provider: &str,
+    format: Format,
     api_key: &str,
     anthropic_version: Option<&str>,
     anthropic_beta: Option<&str>,
 ) -> reqwest::RequestBuilder {
-    match provider_format(provider) {
+    match format {
         Format::Anthropic => {
-            let mut r = req
-                .header("x-api-key", api_key)
+            let mut r = secret_header(req, "x-api-key", api_key)
                 .header("anthropic-version", anthropic_version.unwrap_or("2023-06-01"));
             if let Some(b) = anthropic_beta {
                 r = r.header("anthropic-beta", b);
             }
             r
         }
-        Format::Gemini => req.header("x-goog-api-key", api_key),
+        Format::Gemini => secret_header(req, "x-goog-api-key", api_key),
         Format::Openai => req.bearer_auth(api_key),
     }
 }
 
-fn provider_format(p: &str) -> Format {
-    tokenone_core::catalogue::provider_format(p)
+/// `name: value` with the value marked sensitive. A value that is not a valid header value is
+/// handed to the builder as is, which records the error and fails the send (never a panic).
+fn secret_header(req: reqwest::RequestBuilder, name: &'static str, value: &str) -> reqwest::RequestBuilder {
+    match HeaderValue::from_str(value) {
+        Ok(mut v) => {
+            v.set_sensitive(true);
+            req.header(name, v)
+        }
+        Err(_) => req.header(name, value),
+    }
 }
 
 #[cfg(test)]
@@ -93,6 +102,33 @@ mod tests {
         assert_eq!(
             url("http://x/v1beta", Format::Gemini, "gemini-1.5-pro", true),
             "http://x/v1beta/models/gemini-1.5-pro:streamGenerateContent?alt=sse"
+        );
+    }
+
+    #[test]
+    fn credentials_are_sensitive() {
+        let c = reqwest::Client::new();
+        let build = |f| {
+            auth_headers(c.post("http://x/"), f, "sk-secret", None, None)
+                .build()
+                .unwrap()
+        };
+        let r = build(Format::Anthropic);
+        let v = r.headers().get("x-api-key").unwrap();
+        assert!(v.is_sensitive());
+        assert_eq!(v, "sk-secret");
+        assert_eq!(r.headers().get("anthropic-version").unwrap(), "2023-06-01");
+        assert!(!format!("{:?}", r.headers()).contains("sk-secret"));
+        let r = build(Format::Gemini);
+        assert!(r.headers().get("x-goog-api-key").unwrap().is_sensitive());
+        assert!(!format!("{:?}", r.headers()).contains("sk-secret"));
+        let r = build(Format::Openai);
+        assert!(r.headers().get("authorization").unwrap().is_sensitive());
+        // An invalid value fails the request instead of panicking.
+        assert!(
+            auth_headers(c.post("http://x/"), Format::Gemini, "bad\nkey", None, None)
+                .build()
+                .is_err()
         );
     }
 }
