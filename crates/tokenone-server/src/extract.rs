@@ -280,3 +280,76 @@ impl<R: MinRole> FromRequestParts<AppState> for ProjectGuard<R> {
         })
     }
 }
+
+/// `?limit=&cursor=` of a cursor-paged list (newest first).
+#[derive(serde::Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// 1..=200, default 50.
+    pub limit: Option<i64>,
+    /// `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// An optional integer query parameter within `min..=max`, `default` when absent.
+pub fn in_range(v: Option<i64>, default: i64, min: i64, max: i64, name: &str) -> Result<i64, ApiError> {
+    let v = v.unwrap_or(default);
+    if !(min..=max).contains(&v) {
+        return Err(ApiError::invalid(format!("`{name}` must be {min} to {max}")));
+    }
+    Ok(v)
+}
+
+/// A page's `limit`: 1..=200, default 50.
+pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    in_range(limit, 50, 1, 200, "limit")
+}
+
+/// A page's `cursor` (absent or empty: the first page).
+pub fn page_cursor<T: std::str::FromStr>(raw: Option<&str>) -> Result<Option<T>, ApiError> {
+    match raw {
+        None | Some("") => Ok(None),
+        Some(c) => c
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::invalid("`cursor` is not valid")),
+    }
+}
+
+/// Splits rows fetched with `limit + 1` into the page and its `nextCursor`: the key of the page's
+/// last row when there is more.
+pub fn split_page<T>(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = if more { rows.last().map(key) } else { None };
+    (rows, next)
+}
+
+#[cfg(test)]
+mod page_tests {
+    use super::*;
+
+    #[test]
+    fn a_page_has_a_next_cursor_only_when_more_rows_came() {
+        let (rows, next) = split_page(vec![5, 4, 3], 2, |r| r.to_string());
+        assert_eq!((rows, next), (vec![5, 4], Some("4".to_string())));
+        let (rows, next) = split_page(vec![5, 4], 2, |r| r.to_string());
+        assert_eq!((rows, next), (vec![5, 4], None));
+        let (rows, next) = split_page(Vec::<i32>::new(), 2, |r| r.to_string());
+        assert_eq!((rows, next), (vec![], None));
+    }
+
+    #[test]
+    fn limits_and_cursors_are_checked() {
+        assert_eq!(page_limit(None).ok(), Some(50));
+        assert_eq!(page_limit(Some(200)).ok(), Some(200));
+        assert!(page_limit(Some(0)).is_err() && page_limit(Some(201)).is_err());
+        assert_eq!(page_cursor::<u64>(None).ok(), Some(None));
+        assert_eq!(page_cursor::<u64>(Some("")).ok(), Some(None));
+        assert_eq!(page_cursor::<u64>(Some("7")).ok(), Some(Some(7)));
+        assert!(page_cursor::<u64>(Some("x")).is_err());
+        assert!(page_cursor::<uuid::Uuid>(Some("not-a-uuid")).is_err());
+    }
+}

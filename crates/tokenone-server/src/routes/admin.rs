@@ -3,9 +3,8 @@
 
 use crate::dto::ErrorEnvelope;
 use crate::error::{ApiError, ApiResult, Data};
-use crate::extract::{ApiJson, ApiQuery, PlatformAdmin};
+use crate::extract::{in_range, page_cursor, page_limit, split_page, ApiJson, ApiQuery, PageQuery, PlatformAdmin};
 use crate::proxy::upstream;
-use crate::routes::wallet::page_limit;
 use crate::runtime;
 use crate::state::AppState;
 use axum::body::Body;
@@ -16,7 +15,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::Duration;
-use tokenone_core::admin::{ActorRef, CallFilter, LeverChange, LEVERS_KIND, SETTINGS_KIND};
+use tokenone_core::admin::{ActorRef, CallFilter, LEVERS_KIND, SETTINGS_KIND};
 use tokenone_core::catalogue::PROVIDERS;
 use tokenone_core::ids::TenantId;
 use tokenone_core::model::{Actor, AuditEntry, CallRecord};
@@ -203,16 +202,6 @@ pub async fn set_lever(
     Ok(Data(view.into()))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct CursorQuery {
-    /// 1..=200, default 50.
-    pub limit: Option<i64>,
-    /// `nextCursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LeverHistoryItem {
@@ -232,39 +221,24 @@ pub struct LeverHistoryPage {
     pub next_cursor: Option<String>,
 }
 
-fn cursor(raw: Option<&str>) -> Result<Option<uuid::Uuid>, ApiError> {
-    match raw {
-        None | Some("") => Ok(None),
-        Some(c) => uuid::Uuid::parse_str(c)
-            .map(Some)
-            .map_err(|_| ApiError::invalid("`cursor` is not valid")),
-    }
-}
-
 fn json_text(s: &str) -> Value {
     serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_string()))
 }
 
 #[utoipa::path(get, path = "/api/admin/commercial-levers/{name}/history", tag = "admin", security(("bearer" = [])),
-    params(("name" = String, Path, description = "lever name"), CursorQuery),
+    params(("name" = String, Path, description = "lever name"), PageQuery),
     responses((status = 200, description = "newest first", body = LeverHistoryPage), (status = 400, body = ErrorEnvelope),
               (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn lever_history(
     State(state): State<AppState>,
     _admin: PlatformAdmin,
     Path(name): Path<String>,
-    ApiQuery(q): ApiQuery<CursorQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Data<LeverHistoryPage>> {
     let limit = page_limit(q.limit)?;
-    let before = cursor(q.cursor.as_deref())?;
+    let before = page_cursor(q.cursor.as_deref())?;
     let rows = state.admin.lever_history(&name, before, limit + 1).await?;
-    let more = rows.len() as i64 > limit;
-    let rows: Vec<LeverChange> = rows.into_iter().take(limit as usize).collect();
-    let next_cursor = if more {
-        rows.last().map(|r| r.id.to_string())
-    } else {
-        None
-    };
+    let (rows, next_cursor) = split_page(rows, limit, |r| r.id.to_string());
     let items = rows
         .into_iter()
         .map(|r| LeverHistoryItem {
@@ -539,14 +513,6 @@ impl Export {
         }
         Some(Ok(Bytes::from(buf)))
     }
-}
-
-fn in_range(v: Option<i64>, default: i64, min: i64, max: i64, name: &str) -> Result<i64, ApiError> {
-    let v = v.unwrap_or(default);
-    if !(min..=max).contains(&v) {
-        return Err(ApiError::invalid(format!("`{name}` must be {min} to {max}")));
-    }
-    Ok(v)
 }
 
 #[utoipa::path(get, path = "/api/admin/commercial-levers/llm-call-log/export", tag = "admin", security(("bearer" = [])),
@@ -845,12 +811,11 @@ pub async fn audit_log(
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Data<AuditPage>> {
     let limit = page_limit(q.limit)?;
-    let before = cursor(q.cursor.as_deref())?;
+    let before = page_cursor(q.cursor.as_deref())?;
     let action = q.action.as_deref().filter(|a| !a.is_empty());
     let rows = state.admin.audit_log(action, before, limit + 1).await?;
-    let more = rows.len() as i64 > limit;
-    let items: Vec<AuditItem> = rows.into_iter().take(limit as usize).map(AuditItem::from).collect();
-    let next_cursor = if more { items.last().map(|i| i.id.clone()) } else { None };
+    let (rows, next_cursor) = split_page(rows, limit, |r| r.id.to_string());
+    let items = rows.into_iter().map(AuditItem::from).collect();
     Ok(Data(AuditPage { items, next_cursor }))
 }
 

@@ -1,8 +1,10 @@
 //! The wallet: balance, ledger, top-ups and ledger verification.
 
 use crate::dto::ErrorEnvelope;
-use crate::error::{ApiError, ApiResult, Data};
-use crate::extract::{parse_id, ApiJson, ApiQuery, AuthUser, PlatformAdmin};
+use crate::error::{ApiResult, Data};
+use crate::extract::{
+    page_cursor, page_limit, parse_id, split_page, ApiJson, ApiQuery, AuthUser, PageQuery, PlatformAdmin,
+};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
@@ -79,29 +81,11 @@ impl From<&LedgerEntry> for LedgerEntryDto {
     }
 }
 
-#[derive(Deserialize, ToSchema, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// 1..=200, default 50.
-    pub limit: Option<i64>,
-    /// `nextCursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LedgerPage {
     pub items: Vec<LedgerEntryDto>,
     pub next_cursor: Option<String>,
-}
-
-pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
-    let l = limit.unwrap_or(50);
-    if !(1..=200).contains(&l) {
-        return Err(ApiError::invalid("`limit` must be 1 to 200"));
-    }
-    Ok(l)
 }
 
 #[utoipa::path(get, path = "/api/wallet/ledger", tag = "wallet", security(("bearer" = [])), params(PageQuery),
@@ -112,21 +96,10 @@ pub async fn ledger(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Data<LedgerPage>> {
     let limit = page_limit(q.limit)?;
-    let before = match q.cursor.as_deref() {
-        None | Some("") => None,
-        Some(c) => Some(
-            c.parse::<u64>()
-                .map_err(|_| ApiError::invalid("`cursor` is not valid"))?,
-        ),
-    };
+    let before = page_cursor::<u64>(q.cursor.as_deref())?;
     let entries = state.ledger.page(&auth.user, before, limit + 1).await?;
-    let more = entries.len() as i64 > limit;
-    let items: Vec<LedgerEntryDto> = entries.iter().take(limit as usize).map(LedgerEntryDto::from).collect();
-    let next_cursor = if more {
-        items.last().map(|e| e.seq.clone())
-    } else {
-        None
-    };
+    let (entries, next_cursor) = split_page(entries, limit, |e| e.seq.to_string());
+    let items = entries.iter().map(LedgerEntryDto::from).collect();
     Ok(Data(LedgerPage { items, next_cursor }))
 }
 
