@@ -7,6 +7,15 @@ pub fn len(s: &str) -> usize {
     s.chars().count()
 }
 
+/// An optional integer parameter within `min..=max`, `default` when absent.
+pub fn in_range(v: Option<i64>, default: i64, min: i64, max: i64, name: &str) -> Result<i64> {
+    let v = v.unwrap_or(default);
+    if !(min..=max).contains(&v) {
+        return Err(Error::invalid(format!("`{name}` must be {min} to {max}")));
+    }
+    Ok(v)
+}
+
 pub fn text(field: &str, s: &str, min: usize, max: usize) -> Result<()> {
     let n = len(s);
     if n < min || n > max {

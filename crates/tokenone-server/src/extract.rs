@@ -292,18 +292,9 @@ pub struct PageQuery {
     pub cursor: Option<String>,
 }
 
-/// An optional integer query parameter within `min..=max`, `default` when absent.
-pub fn in_range(v: Option<i64>, default: i64, min: i64, max: i64, name: &str) -> Result<i64, ApiError> {
-    let v = v.unwrap_or(default);
-    if !(min..=max).contains(&v) {
-        return Err(ApiError::invalid(format!("`{name}` must be {min} to {max}")));
-    }
-    Ok(v)
-}
-
 /// A page's `limit`: 1..=200, default 50.
 pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
-    in_range(limit, 50, 1, 200, "limit")
+    Ok(tokenone_core::validate::in_range(limit, 50, 1, 200, "limit")?)
 }
 
 /// A page's `cursor` (absent or empty: the first page).

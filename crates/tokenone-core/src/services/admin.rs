@@ -20,6 +20,24 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// The call-log export's query, as the client sent it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ExportParams<'a> {
+    pub days: Option<i64>,
+    pub limit: Option<i64>,
+    pub tenant: Option<&'a str>,
+    pub mode: Option<&'a str>,
+    pub format: Option<&'a str>,
+}
+
+/// What an accepted export streams: the filter, at most `limit` rows, CSV or JSON.
+#[derive(Debug, Clone)]
+pub struct ExportPlan {
+    pub filter: CallFilter,
+    pub limit: i64,
+    pub csv: bool,
+}
+
 /// A setting as `GET /admin/settings` shows it (secrets already masked).
 #[derive(Debug, Clone)]
 pub struct SettingView {
@@ -373,15 +391,37 @@ impl AdminService {
     }
 
     /// Checks an export's tenant and writes its audit row (before any row is sent).
-    pub async fn start_export(&self, ctx: &Ctx, filter: &CallFilter, params: Value) -> Result<()> {
-        if let Some(t) = &filter.tenant {
-            let id: crate::ids::TenantId = t
-                .parse()
-                .map_err(|_| Error::invalid("`tenant` must be a tenant id or `all`"))?;
-            if self.store.tenant(id).await?.is_none() {
-                return Err(Error::not_found("tenant"));
+    /// `GET /api/admin/commercial-levers/llm-call-log/export`: checks the query, audits the
+    /// export (with the parameters it runs under) and returns what to stream.
+    pub async fn start_export(&self, ctx: &Ctx, q: ExportParams<'_>) -> Result<ExportPlan> {
+        let days = validate::in_range(q.days, 30, 1, 365, "days")?;
+        let limit = validate::in_range(q.limit, 1000, 1, 100_000, "limit")?;
+        let tenant = match q.tenant {
+            None | Some("all") => None,
+            Some(t) => {
+                let id: crate::ids::TenantId = t
+                    .parse()
+                    .map_err(|_| Error::invalid("`tenant` must be a tenant id or `all`"))?;
+                if self.store.tenant(id).await?.is_none() {
+                    return Err(Error::not_found("tenant"));
+                }
+                Some(id.to_string())
             }
-        }
+        };
+        let csv = match q.format {
+            None | Some("json") => false,
+            Some("csv") => true,
+            Some(_) => return Err(Error::invalid("`format` must be `json` or `csv`")),
+        };
+        let mode = match q.mode {
+            None | Some("all") => None,
+            Some(m @ ("live" | "dev")) => Some(m.to_string()),
+            Some(_) => return Err(Error::invalid("`mode` must be `live`, `dev` or `all`")),
+        };
+        let params = serde_json::json!({
+            "days": days, "limit": limit, "tenant": tenant.as_deref().unwrap_or("all"),
+            "format": if csv { "csv" } else { "json" }, "mode": mode.as_deref().unwrap_or("all"),
+        });
         audit(
             &self.store,
             ctx,
@@ -391,7 +431,16 @@ impl AdminService {
             Some(params),
             None,
         )
-        .await
+        .await?;
+        Ok(ExportPlan {
+            filter: CallFilter {
+                since: now_ms() - days * 86_400_000,
+                tenant,
+                mode,
+            },
+            limit,
+            csv,
+        })
     }
 
     /// One page of an export, newest first, after the position of the previous page.

@@ -2,8 +2,8 @@
 //! history, the call-log export, runtime status, tenants and the audit log.
 
 use crate::dto::ErrorEnvelope;
-use crate::error::{ApiError, ApiResult, Data};
-use crate::extract::{in_range, page_cursor, page_limit, split_page, ApiJson, ApiQuery, PageQuery, PlatformAdmin};
+use crate::error::{ApiResult, Data};
+use crate::extract::{page_cursor, page_limit, split_page, ApiJson, ApiQuery, PageQuery, PlatformAdmin};
 use crate::proxy::upstream;
 use crate::runtime;
 use crate::state::AppState;
@@ -13,13 +13,12 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::time::Duration;
 use tokenone_core::admin::{ActorRef, CallFilter, LEVERS_KIND, SETTINGS_KIND};
 use tokenone_core::catalogue::PROVIDERS;
-use tokenone_core::ids::TenantId;
 use tokenone_core::model::{Actor, AuditEntry, CallRecord};
-use tokenone_core::services::admin::{AdminService, LeverView, SettingView};
+use tokenone_core::services::admin::{AdminService, ExportParams, ExportPlan, LeverView, SettingView};
 use tokenone_core::time::{format_ms, now_ms, Millis};
 use utoipa::{IntoParams, ToSchema};
 
@@ -525,37 +524,19 @@ pub async fn export_calls(
     admin: PlatformAdmin,
     ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> ApiResult<Response> {
-    let days = in_range(q.days, 30, 1, 365, "days")?;
-    let limit = in_range(q.limit, 1000, 1, 100_000, "limit")?;
-    let tenant = match q.tenant.as_deref() {
-        None | Some("all") => None,
-        Some(t) => Some(
-            t.parse::<TenantId>()
-                .map_err(|_| ApiError::invalid("`tenant` must be a tenant id or `all`"))?
-                .to_string(),
-        ),
-    };
-    let csv = match q.format.as_deref() {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(_) => return Err(ApiError::invalid("`format` must be `json` or `csv`")),
-    };
-    let mode = match q.mode.as_deref() {
-        None | Some("all") => None,
-        Some(m @ ("live" | "dev")) => Some(m.to_string()),
-        Some(_) => return Err(ApiError::invalid("`mode` must be `live`, `dev` or `all`")),
-    };
-    let now = now_ms();
-    let filter = CallFilter {
-        since: now - days * 86_400_000,
-        tenant: tenant.clone(),
-        mode: mode.clone(),
-    };
-    let params = json!({
-        "days": days, "limit": limit, "tenant": tenant.as_deref().unwrap_or("all"),
-        "format": if csv { "csv" } else { "json" }, "mode": mode.as_deref().unwrap_or("all"),
-    });
-    state.admin.start_export(&admin.0.ctx(), &filter, params).await?;
+    let ExportPlan { filter, limit, csv } = state
+        .admin
+        .start_export(
+            &admin.0.ctx(),
+            ExportParams {
+                days: q.days,
+                limit: q.limit,
+                tenant: q.tenant.as_deref(),
+                mode: q.mode.as_deref(),
+                format: q.format.as_deref(),
+            },
+        )
+        .await?;
     let first = state.admin.export_page(&filter, None, limit.min(EXPORT_PAGE)).await?;
     let export = Export {
         admin: state.admin.clone(),
@@ -575,7 +556,7 @@ pub async fn export_calls(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/csv; charset=utf-8"),
         );
-        let date = &format_ms(now)[..10];
+        let date = &format_ms(now_ms())[..10];
         let disposition = format!("attachment; filename=\"tokenone-call-log-{date}.csv\"");
         if let Ok(v) = HeaderValue::from_str(&disposition) {
             headers.insert(header::CONTENT_DISPOSITION, v);
