@@ -832,4 +832,50 @@ mod tests {
         assert_eq!(out.trim_end().split(',').count(), EXPORT_COLUMNS.len());
         assert!(out.ends_with("\r\n"));
     }
+
+    /// The CSV writer and the JSON row list their columns separately: every CSV cell must be the
+    /// JSON field of the column's name (distinct values, so a swap of two columns shows).
+    #[test]
+    fn csv_cells_match_the_json_fields_by_name() {
+        let c = CallRecord {
+            at: 1_700_000_000_123,
+            tenant_id: "t-1".into(),
+            project_id: "p-2".into(),
+            key_id: "k-3".into(),
+            mode: "live".into(),
+            shape: "openai".into(),
+            requested_model: "gpt-4o".into(),
+            requested_tier: Some("balanced".into()),
+            delivered_model: Some("gpt-4o-mini".into()),
+            provider: Some("openai".into()),
+            tier: None,
+            routed: true,
+            fallback_used: false,
+            input_tokens: 11,
+            cached_input_tokens: 12,
+            output_tokens: 13,
+            usage_estimated: true,
+            burn_tokens: 14,
+            savings_tokens: 15,
+            pass_back_tokens: 16,
+            uncollected_tokens: 17,
+            latency_ms: 18,
+            status: 299,
+            error_code: Some("e-19".into()),
+            ..CallRecord::default()
+        };
+        let mut out = String::new();
+        csv_row(&mut out, &c);
+        let cells: Vec<&str> = out.trim_end().split(',').collect();
+        let json = serde_json::to_value(ExportRow::from(&c)).expect("serializes");
+        assert_eq!(json.as_object().map(|o| o.len()), Some(EXPORT_COLUMNS.len()));
+        for (col, cell) in EXPORT_COLUMNS.iter().zip(&cells) {
+            let want = match &json[*col] {
+                Value::String(s) => s.clone(),
+                Value::Null => String::new(),
+                v => v.to_string(),
+            };
+            assert_eq!(*cell, want, "column {col}");
+        }
+    }
 }
