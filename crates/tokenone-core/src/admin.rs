@@ -7,6 +7,8 @@ use crate::time::Millis;
 /// Kinds of runtime state with a version counter in `runtime_versions`.
 pub const SETTINGS_KIND: &str = "settings";
 pub const LEVERS_KIND: &str = "levers";
+/// The smart-router switch (`router_state`); its store bumps this version with every flip.
+pub const ROUTER_KIND: &str = "router";
 
 /// Who last changed something, as lists show it.
 #[derive(Debug, Clone, PartialEq, Eq)]

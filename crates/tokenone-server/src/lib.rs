@@ -376,10 +376,6 @@ async fn background(state: AppState) {
         tick.tick().await;
         n += 1;
         state.wallet.return_idle(Duration::from_secs(5)).await;
-        // The router switch follows the database within a second on every replica.
-        if let Ok((mode, pct, _)) = state.router_service.current().await {
-            *state.router.write().unwrap_or_else(|p| p.into_inner()) = (mode, pct);
-        }
         let ttl = state.cfg.get().wallet.reservation_ttl_seconds.max(3);
         if n.is_multiple_of(ttl / 3) {
             if let Err(e) = state.wallet.renew().await {

@@ -1,8 +1,8 @@
-//! Runtime state that admins change while replicas run — stored settings and commercial levers —
-//! and how every replica picks a change up within a second: a replica applies its own change at
-//! once and publishes the kind on Redis (`tokenone:invalidate`); every replica also polls
-//! `runtime_versions` a few times a second, so a lost message or a replica without Redis is at most
-//! one poll behind.
+//! Runtime state that admins change while replicas run — stored settings, commercial levers and
+//! the smart-router switch — and how every replica picks a change up within a second: a replica
+//! applies its own change at once and publishes the kind on Redis (`tokenone:invalidate`); every
+//! replica also polls `runtime_versions` a few times a second, so a lost message or a replica
+//! without Redis is at most one poll behind.
 
 use crate::pubsub;
 use crate::state::AppState;
@@ -10,7 +10,7 @@ use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokenone_core::admin::{LEVERS_KIND, SETTINGS_KIND};
+use tokenone_core::admin::{LEVERS_KIND, ROUTER_KIND, SETTINGS_KIND};
 use tokenone_core::config::Config;
 use tokenone_core::economics::Levers;
 use tokenone_core::services::admin::AdminService;
@@ -83,6 +83,10 @@ pub async fn reload(state: &AppState, kinds: &[&str]) -> Result<()> {
                 let levers = state.admin.load_levers().await?;
                 *state.levers.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(levers);
             }
+            ROUTER_KIND => {
+                let (mode, pct, _) = state.router_service.current().await?;
+                *state.router.write().unwrap_or_else(|p| p.into_inner()) = (mode, pct);
+            }
             _ => continue,
         }
         if let Some(v) = versions.get(*kind) {
@@ -119,7 +123,7 @@ async fn publish(state: &AppState, kind: &str) {
 /// Reloads whatever kinds moved since this replica last loaded them.
 async fn catch_up(state: &AppState) -> Result<()> {
     let versions = state.admin.versions().await?;
-    let moved: Vec<&str> = [SETTINGS_KIND, LEVERS_KIND]
+    let moved: Vec<&str> = [SETTINGS_KIND, LEVERS_KIND, ROUTER_KIND]
         .into_iter()
         .filter(|k| versions.get(*k).copied() != state.runtime.seen(k))
         .collect();

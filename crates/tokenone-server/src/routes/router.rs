@@ -3,10 +3,12 @@
 use crate::dto::ErrorEnvelope;
 use crate::error::{ApiResult, Data};
 use crate::extract::{ApiJson, PlatformAdmin};
+use crate::runtime;
 use crate::state::AppState;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
+use tokenone_core::admin::ROUTER_KIND;
 use tokenone_core::repo::RouterState;
 use tokenone_core::routing::RouterMode;
 use tokenone_core::time::format_ms;
@@ -84,7 +86,7 @@ pub async fn flip(
         .router_service
         .flip(&admin.0.ctx(), &b.mode, b.rollout_pct, &b.reason)
         .await?;
-    let mode = RouterMode::from_str(&s.mode).unwrap_or_default();
-    *state.router.write().unwrap_or_else(|p| p.into_inner()) = (mode, s.rollout_pct);
+    // In force here at once, on the other replicas through Redis or their version poll.
+    runtime::changed(&state, ROUTER_KIND).await;
     Ok(Data(status_of(&state, s).await?))
 }
