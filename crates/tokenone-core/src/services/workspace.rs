@@ -13,6 +13,7 @@ use crate::keys::ApiKey;
 use crate::model::{CallRecord, Ctx, Member, Project, RollupRow, Stage, StorageTier};
 use crate::repo::Store;
 use crate::roles::Action;
+use crate::secret::Secret;
 use crate::time::{format_ms, now_ms};
 use crate::workspace::{ArchivedIds, ColdArchiveRecord, LedgerTotal, WorkspaceRepo};
 use crate::{Error, Result};
@@ -373,9 +374,9 @@ impl WorkspaceService {
 
     /// `POST .../export`: checks the request, derives the key (Argon2id, off the executor) and
     /// audits; the returned [`Export`] then streams the encrypted bundle.
-    pub async fn prepare_export(&self, ctx: &Ctx, access: &ProjectAccess, passphrase: String) -> Result<Export> {
+    pub async fn prepare_export(&self, ctx: &Ctx, access: &ProjectAccess, passphrase: Secret) -> Result<Export> {
         access.require(Action::Operate)?;
-        let n = passphrase.chars().count();
+        let n = passphrase.expose().chars().count();
         if n < MIN_PASSPHRASE_CHARS {
             return Err(Error::invalid(format!(
                 "`passphrase` must be at least {MIN_PASSPHRASE_CHARS} characters"
@@ -387,8 +388,7 @@ impl WorkspaceService {
             )));
         }
         require_hot(access)?;
-        let pass = zeroize::Zeroizing::new(passphrase);
-        let sealer = tokio::task::spawn_blocking(move || Sealer::new(&pass, KdfParams::default()))
+        let sealer = tokio::task::spawn_blocking(move || Sealer::new(passphrase.expose(), KdfParams::default()))
             .await
             .map_err(Error::internal)?
             .map_err(Error::internal)?;

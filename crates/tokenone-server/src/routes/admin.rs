@@ -650,7 +650,7 @@ pub async fn runtime_status(State(state): State<AppState>, _admin: PlatformAdmin
         .iter()
         .map(|name| {
             let base_url = upstream::provider(&cfg, name)
-                .map(|p| p.base_url.clone())
+                .map(|p| shown_url(&p.base_url))
                 .unwrap_or_default();
             // A provider's circuit is the worst of its delivery paths' breakers.
             let circuit = routing
@@ -800,9 +800,37 @@ pub async fn audit_log(
     Ok(Data(AuditPage { items, next_cursor }))
 }
 
+/// A base URL as the runtime status shows it: credentials an operator put in it (user info, a
+/// query such as `?key=`) are masked.
+fn shown_url(raw: &str) -> String {
+    let Ok(mut u) = url::Url::parse(raw) else {
+        return "(not a valid URL)".into();
+    };
+    if !u.username().is_empty() || u.password().is_some() {
+        // Both fail only for URLs that cannot carry credentials, which then have none to hide.
+        let _ = u.set_username("****");
+        let _ = u.set_password(None);
+    }
+    if u.query().is_some() {
+        u.set_query(Some("****"));
+    }
+    u.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_urls_hide_credentials() {
+        assert_eq!(shown_url("https://api.openai.com/v1"), "https://api.openai.com/v1");
+        assert_eq!(
+            shown_url("https://user:s3cret@proxy.example/v1?key=abc"),
+            "https://****@proxy.example/v1?****"
+        );
+        assert_eq!(shown_url("http://k:v@h/"), "http://****@h/");
+        assert_eq!(shown_url("not a url with sk-123"), "(not a valid URL)");
+    }
 
     #[test]
     fn csv_cells_are_quoted_and_guarded() {

@@ -32,7 +32,8 @@ pub struct ArchiveBody {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ExportBody {
     /// At least 12 characters; the file's key is derived from it (Argon2id).
-    pub passphrase: String,
+    #[schema(value_type = String)]
+    pub passphrase: tokenone_core::secret::Secret,
 }
 
 #[utoipa::path(post, path = "/api/tokenone/projects/{id}/stage", tag = "projects", security(("bearer" = [])),
