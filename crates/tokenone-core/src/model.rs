@@ -226,6 +226,14 @@ pub struct CallRecord {
     pub error_code: Option<String>,
 }
 
+impl CallRecord {
+    /// The call delivered an answer: what the roll-ups (summary) and the router's figures count.
+    /// The store's SQL filters say the same (`delivered_model IS NOT NULL AND status < 400`).
+    pub fn delivered(&self) -> bool {
+        self.status < 400 && self.delivered_model.is_some()
+    }
+}
+
 /// A tenant's live wallet as stored.
 #[derive(Debug, Clone)]
 pub struct WalletRow {

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use tokenone_core::ids::ProjectId;
 use tokenone_core::keys::{ApiKey, KeyAuth, KeyId, KeyMode};
-use tokenone_core::model::{CallRecord, RollupRow, Settled};
+use tokenone_core::model::{CallRecord, RollupRow, Settled, StorageTier};
 use tokenone_core::repo::{CallRepo, KeyRepo};
 use tokenone_core::time::Millis;
 use tokenone_core::{Error, Result};
@@ -151,7 +151,7 @@ impl KeyRepo for SqlStore {
             Ok(KeyAuth {
                 key: key(&r)?,
                 project_archived: rows::get::<i64>(&r, "project_archived")? != 0,
-                project_cold: rows::get::<String>(&r, "project_tier")? == "cold",
+                project_cold: StorageTier::parse(&rows::get::<String>(&r, "project_tier")?) == Some(StorageTier::Cold),
             })
         })
         .transpose()

@@ -49,7 +49,7 @@ impl RouterRepo for SqlStore {
                     CAST(COALESCE(SUM(savings_tokens), 0) AS BIGINT) AS savings_tokens,
                     CAST(COALESCE(SUM(shadow_savings_tokens), 0) AS BIGINT) AS shadow_savings_tokens
              FROM calls WHERE at >= $1 AND delivered_model IS NOT NULL AND status < 400",
-        )
+        ) // the filter is `CallRecord::delivered`
         .bind(since)
         .fetch_one(self.r())
         .await

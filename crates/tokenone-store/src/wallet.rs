@@ -214,7 +214,7 @@ pub(crate) async fn settle_calls(store: &SqlStore, batch: &[Settled], key: &[u8]
     let mut rollups: BTreeMap<(String, String, String, String, String, String), RollupDelta> = BTreeMap::new();
     for s in &new_calls {
         let c = &s.record;
-        if c.status >= 400 || c.delivered_model.is_none() {
+        if !c.delivered() {
             continue;
         }
         let k = (
