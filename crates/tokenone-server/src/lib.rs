@@ -157,6 +157,11 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
         "Rate-limit checks decided locally because Redis was unreachable",
         rate_limiter.fallbacks.clone(),
     );
+    metrics.register_extra(
+        "ratelimit_redis_takes",
+        "Token takes sent to Redis; each serves up to a batch of rate-limit checks",
+        rate_limiter.redis_takes.clone(),
+    );
     metrics.register_extra("sse_watchers", "Open SSE event streams", hub.watchers_gauge());
     metrics.register_extra(
         "events_dropped",

@@ -404,6 +404,14 @@ fn success_headers(
 
 async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, req: Request) -> Response {
     let started = Instant::now();
+    // Before anything else, so a call turned away here is no call at all (nothing is queued).
+    if !state.writer.admit().await {
+        return error(
+            shape,
+            ErrorKind::Unconfigured,
+            "the gateway is behind on writing call records; retry shortly",
+        );
+    }
     let (parts, body) = req.into_parts();
     let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     let auth = match authenticate(&state, shape, &parts.headers, parts.uri.query(), peer).await {

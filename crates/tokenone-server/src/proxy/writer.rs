@@ -1,17 +1,28 @@
 //! The call-log writer: call records are queued by the proxy and written in batches (group
 //! commit) off the request path. Nothing is dropped: a failed batch is retried, and shutdown
 //! flushes the queue.
+//!
+//! The queue is bounded by admission, not by dropping: while more than [`HIGH_WATER`] calls wait
+//! to be written, new proxy calls wait at the door ([`CallWriter::admit`]) until a batch is
+//! written, and after [`ADMIT_WAIT`] they are turned away with a 503 that moved nothing. Queuing
+//! itself never blocks (a call's record is queued from `Drop` too), so the queue holds at most
+//! the high-water mark plus the calls already in flight.
 
 use prometheus_client::metrics::gauge::Gauge;
 use std::collections::HashMap;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokenone_core::keys::KeyId;
 use tokenone_core::model::{CallRecord, Settled};
 use tokenone_core::repo::Store;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 
 const BATCH: usize = 512;
+/// Queued calls above which new proxy calls wait for the writer (about 1.7 KiB each: ~7 MiB).
+pub const HIGH_WATER: i64 = 4_096;
+/// How long a call waits at the door for the writer before it gets a 503.
+pub const ADMIT_WAIT: Duration = Duration::from_secs(10);
 /// How long the writer waits for more calls after the first of a batch ("a few milliseconds",
 /// operations.md). At 1,000 calls/s a batch then holds about five calls: one transaction, not five.
 const GROUP_COMMIT: std::time::Duration = std::time::Duration::from_millis(5);
@@ -28,6 +39,7 @@ enum Msg {
 pub struct CallWriter {
     tx: mpsc::UnboundedSender<Msg>,
     pub queue_depth: Gauge,
+    door: Arc<Door>,
     task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
@@ -35,13 +47,21 @@ impl CallWriter {
     /// Starts the writer; `ledger_key` signs the ledger entries of settled calls.
     pub fn start(store: Arc<dyn Store>, ledger_key: Vec<u8>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let queue_depth = Gauge::default();
-        let task = tokio::spawn(run(store, rx, queue_depth.clone(), Arc::new(ledger_key)));
+        let door = Arc::new(Door::new(HIGH_WATER));
+        let queue_depth = door.depth.clone();
+        let task = tokio::spawn(run(store, rx, door.clone(), Arc::new(ledger_key)));
         CallWriter {
             tx,
             queue_depth,
+            door,
             task: Arc::new(Mutex::new(Some(task))),
         }
+    }
+
+    /// Waits while the writer is more than [`HIGH_WATER`] calls behind; `false` when it stayed
+    /// behind for [`ADMIT_WAIT`] (the caller answers 503). Free when the writer keeps up.
+    pub async fn admit(&self) -> bool {
+        self.door.admit(ADMIT_WAIT).await
     }
 
     /// Queues a call that moved no money. Never blocks; callable from `Drop`.
@@ -78,7 +98,50 @@ impl CallWriter {
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>, depth: Gauge, key: Arc<Vec<u8>>) {
+/// The queue depth and the calls waiting for it to fall: raised when a call is queued, lowered
+/// after each written batch.
+struct Door {
+    depth: Gauge,
+    high_water: i64,
+    /// Woken after every written batch.
+    room: Notify,
+}
+
+impl Door {
+    fn new(high_water: i64) -> Self {
+        Door {
+            depth: Gauge::default(),
+            high_water,
+            room: Notify::new(),
+        }
+    }
+
+    async fn admit(&self, wait: Duration) -> bool {
+        if self.depth.get() <= self.high_water {
+            return true;
+        }
+        let waited = tokio::time::timeout(wait, async {
+            loop {
+                let mut room = pin!(self.room.notified());
+                // Registered before the depth is read again, so a batch written in between
+                // cannot be missed.
+                room.as_mut().enable();
+                if self.depth.get() <= self.high_water {
+                    return;
+                }
+                room.await;
+            }
+        });
+        waited.await.is_ok()
+    }
+
+    fn written(&self, n: usize) {
+        self.depth.dec_by(n as i64);
+        self.room.notify_waiters();
+    }
+}
+
+async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>, door: Arc<Door>, key: Arc<Vec<u8>>) {
     let mut batch: Vec<Settled> = Vec::with_capacity(BATCH);
     let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
     let mut touched: HashMap<KeyId, i64> = HashMap::new();
@@ -96,7 +159,7 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>, depth:
                 next = rx.try_recv().ok();
             }
         }
-        write(&store, &mut batch, &depth, &key, &mut touched).await;
+        write(&store, &mut batch, &door, &key, &mut touched).await;
         for w in waiters.drain(..) {
             let _ = w.send(());
         }
@@ -106,7 +169,7 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>, depth:
 async fn write(
     store: &Arc<dyn Store>,
     batch: &mut Vec<Settled>,
-    depth: &Gauge,
+    door: &Door,
     key: &[u8],
     touched: &mut HashMap<KeyId, i64>,
 ) {
@@ -148,6 +211,43 @@ async fn write(
             Err(e) => tracing::warn!(error = %e, "updating keys' last use failed"),
         }
     }
-    depth.dec_by(batch.len() as i64);
+    door.written(batch.len());
     batch.clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_door_is_open_up_to_the_high_water_mark() {
+        let door = Door::new(3);
+        door.depth.set(3);
+        assert!(door.admit(Duration::ZERO).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_wait_for_a_written_batch_above_the_mark() {
+        let door = Arc::new(Door::new(3));
+        door.depth.set(5);
+        let waiting = tokio::spawn({
+            let door = door.clone();
+            async move { door.admit(Duration::from_secs(10)).await }
+        });
+        tokio::task::yield_now().await;
+        // A batch that leaves the queue above the mark keeps the door shut.
+        door.written(1);
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        door.written(1);
+        assert!(waiting.await.unwrap(), "admitted once the queue fell to the mark");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_writer_that_stays_behind_turns_calls_away() {
+        let door = Door::new(3);
+        door.depth.set(4);
+        // Paused time: the 10 s pass at once, without sleeping.
+        assert!(!door.admit(Duration::from_secs(10)).await);
+    }
 }
