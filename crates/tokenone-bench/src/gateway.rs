@@ -322,3 +322,75 @@ pub fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
     std::fs::canonicalize(p)
         .with_context(|| format!("{} (build it with `cargo build --release -p tokenone`)", p.display()))
 }
+
+/// Local service processes (PostgreSQL, Redis) moved to one core for the run, so they do not
+/// share the gateway's core; their former affinity comes back when this is dropped.
+pub struct PinnedServices {
+    restore: Vec<(u32, String)>,
+}
+
+impl PinnedServices {
+    /// Pins every process named exactly like one of `names` (all its threads) to `core`.
+    /// Processes they start later (PostgreSQL's backends) inherit the affinity.
+    pub fn pin(names: &[String], core: usize) -> PinnedServices {
+        let mut restore = Vec::new();
+        for name in names.iter().filter(|n| !n.is_empty()) {
+            let out = Command::new("pgrep").arg("-x").arg(name).output();
+            let pids: Vec<u32> = out
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .lines()
+                        .filter_map(|l| l.trim().parse().ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if pids.is_empty() {
+                eprintln!("warning: --pin-services: no process named {name}");
+            }
+            for pid in pids {
+                // "pid 2216's current affinity mask: 3"
+                let Some(mask) = Command::new("taskset")
+                    .args(["-p", &pid.to_string()])
+                    .output()
+                    .ok()
+                    .and_then(|o| {
+                        String::from_utf8_lossy(&o.stdout)
+                            .rsplit(' ')
+                            .next()
+                            .map(|m| m.trim().to_string())
+                    })
+                else {
+                    continue;
+                };
+                let pinned = Command::new("taskset")
+                    .args(["-a", "-p", "-c", &core.to_string(), &pid.to_string()])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if pinned {
+                    restore.push((pid, mask));
+                } else {
+                    eprintln!("warning: --pin-services: could not pin {name} (pid {pid})");
+                }
+            }
+        }
+        PinnedServices { restore }
+    }
+
+    pub fn count(&self) -> usize {
+        self.restore.len()
+    }
+}
+
+impl Drop for PinnedServices {
+    fn drop(&mut self) {
+        for (pid, mask) in &self.restore {
+            let _ = Command::new("taskset")
+                .args(["-a", "-p", mask, &pid.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}

@@ -72,6 +72,11 @@ struct Args {
     /// Skip the saturation phase.
     #[arg(long)]
     no_saturation: bool,
+    /// Pin the local processes with these names (e.g. `postgres,redis-server`) to the load
+    /// generator's core for the run, so the database does not share the gateway's core; their
+    /// affinity is restored at the end.
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pin_services: Vec<String>,
     /// Skip the minimal-relay baseline.
     #[arg(long)]
     no_relay: bool,
@@ -265,6 +270,15 @@ async fn run(args: Args, pinned: bool) -> anyhow::Result<()> {
         args.bench_core,
         if pinned { "pinned" } else { "NOT pinned" }
     );
+    let services = gateway::PinnedServices::pin(&args.pin_services, args.bench_core);
+    if services.count() > 0 {
+        eprintln!(
+            "services {} ({} processes) pinned to core {}",
+            args.pin_services.join(", "),
+            services.count(),
+            args.bench_core
+        );
+    }
     let relay = if args.no_relay {
         None
     } else {
@@ -514,9 +528,14 @@ fn report(args: &Args, backend: &str, f: &Figures) {
     };
     println!();
     println!(
-        "TokenOne benchmark: {backend}; gateway{} on core {}, load generator + mock on core {}",
+        "TokenOne benchmark: {backend}; gateway{} on core {}, load generator + mock{} on core {}",
         if f.relay.is_some() { " and relay" } else { "" },
         args.gateway_core,
+        args.pin_services
+            .iter()
+            .filter(|n| !n.is_empty())
+            .map(|n| format!(" + {n}"))
+            .collect::<String>(),
         args.bench_core
     );
     row(
