@@ -52,16 +52,19 @@ impl std::fmt::Display for Tier {
 }
 
 /// `*` matches any run of characters (including none); everything else literally.
+///
+/// Compares bytes, which is the same as comparing characters: a literal can only match at a
+/// character boundary in UTF-8 (a character's first byte is never a continuation byte), and `*`
+/// is ASCII. No allocation: this runs for every pattern on every call.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
     let (mut pi, mut ti) = (0usize, 0usize);
     let (mut star, mut mark) = (None::<usize>, 0usize);
     while ti < t.len() {
-        if pi < p.len() && p[pi] != '*' && p[pi] == t[ti] {
+        if pi < p.len() && p[pi] != b'*' && p[pi] == t[ti] {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == b'*' {
             star = Some(pi);
             mark = ti;
             pi += 1;
@@ -73,7 +76,7 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
             return false;
         }
     }
-    while pi < p.len() && p[pi] == '*' {
+    while pi < p.len() && p[pi] == b'*' {
         pi += 1;
     }
     pi == p.len()
@@ -145,6 +148,24 @@ mod tests {
         assert!(!glob_match("gpt-4o*", "gpt-4"));
         assert!(!glob_match("o1*", "xo1"));
         assert!(glob_match("a*b*c", "abc") && glob_match("a*b*c", "aXbYc") && !glob_match("a*b*c", "acb"));
+        assert!(glob_match("é*ü", "éaü") && !glob_match("é*ü", "éaû") && glob_match("*ü*", "ü"));
+    }
+
+    /// Globbing over characters, written the obvious way (recursion), to check the byte matcher.
+    fn char_glob(p: &[char], t: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some(('*', rest)) => (0..=t.len()).any(|i| char_glob(rest, &t[i..])),
+            Some((c, rest)) => t.first() == Some(c) && char_glob(rest, &t[1..]),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn byte_glob_equals_char_glob(pattern in "[aé€*😀]{0,8}", text in "[aé€😀]{0,10}") {
+            let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+            proptest::prop_assert_eq!(glob_match(&pattern, &text), char_glob(&p, &t));
+        }
     }
 
     #[test]
