@@ -14,7 +14,9 @@ pub enum ErrorKind {
     InsufficientFunds,
     PayloadTooLarge,
     RateLimited,
-    Unconfigured,
+    /// 503: no configured upstream can serve the call, the upstream itself is overloaded, or the
+    /// gateway is too far behind on writing call records to take more.
+    Unavailable,
     UpstreamFailed,
     Timeout,
 }
@@ -28,7 +30,7 @@ impl ErrorKind {
         ErrorKind::InsufficientFunds,
         ErrorKind::PayloadTooLarge,
         ErrorKind::RateLimited,
-        ErrorKind::Unconfigured,
+        ErrorKind::Unavailable,
         ErrorKind::UpstreamFailed,
         ErrorKind::Timeout,
     ];
@@ -44,7 +46,7 @@ pub fn status(kind: ErrorKind) -> u16 {
         ErrorKind::InsufficientFunds => 402,
         ErrorKind::PayloadTooLarge => 413,
         ErrorKind::RateLimited => 429,
-        ErrorKind::Unconfigured => 503,
+        ErrorKind::Unavailable => 503,
         ErrorKind::UpstreamFailed => 502,
         ErrorKind::Timeout => 504,
     }
@@ -60,7 +62,7 @@ fn openai_type_code(kind: ErrorKind) -> (&'static str, &'static str) {
         ErrorKind::InsufficientFunds => ("insufficient_quota", "insufficient_quota"),
         ErrorKind::PayloadTooLarge => ("invalid_request_error", "request_too_large"),
         ErrorKind::RateLimited => ("rate_limit_error", "rate_limit_exceeded"),
-        ErrorKind::Unconfigured => ("service_unavailable", "service_unavailable"),
+        ErrorKind::Unavailable => ("service_unavailable", "service_unavailable"),
         ErrorKind::UpstreamFailed => ("upstream_error", "upstream_error"),
         ErrorKind::Timeout => ("timeout", "timeout"),
     }
@@ -75,7 +77,7 @@ fn anthropic_type(kind: ErrorKind) -> &'static str {
         ErrorKind::InsufficientFunds => "billing_error",
         ErrorKind::PayloadTooLarge => "request_too_large",
         ErrorKind::RateLimited => "rate_limit_error",
-        ErrorKind::Unconfigured => "overloaded_error",
+        ErrorKind::Unavailable => "overloaded_error",
         ErrorKind::UpstreamFailed | ErrorKind::Timeout => "api_error",
     }
 }
@@ -87,7 +89,7 @@ fn gemini_status(kind: ErrorKind) -> &'static str {
         ErrorKind::InvalidRequest | ErrorKind::PayloadTooLarge => "INVALID_ARGUMENT",
         ErrorKind::NotFound => "NOT_FOUND",
         ErrorKind::InsufficientFunds | ErrorKind::RateLimited => "RESOURCE_EXHAUSTED",
-        ErrorKind::Unconfigured | ErrorKind::UpstreamFailed => "UNAVAILABLE",
+        ErrorKind::Unavailable | ErrorKind::UpstreamFailed => "UNAVAILABLE",
         ErrorKind::Timeout => "DEADLINE_EXCEEDED",
     }
 }
@@ -117,7 +119,7 @@ pub fn kind_for_status(status: u16) -> ErrorKind {
         402 => ErrorKind::InsufficientFunds,
         413 => ErrorKind::PayloadTooLarge,
         429 => ErrorKind::RateLimited,
-        503 | 529 => ErrorKind::Unconfigured,
+        503 | 529 => ErrorKind::Unavailable,
         504 => ErrorKind::Timeout,
         500..=599 => ErrorKind::UpstreamFailed,
         _ => ErrorKind::InvalidRequest,

@@ -150,7 +150,7 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
     metrics.register_extra(
         "settlement_queue_depth",
         "Call records waiting to be written",
-        writer.queue_depth.clone(),
+        writer.queue_depth(),
     );
     metrics.register_extra(
         "ratelimit_redis_fallbacks",
@@ -160,7 +160,7 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
     metrics.register_extra(
         "ratelimit_redis_takes",
         "Token takes sent to Redis; each serves up to a batch of rate-limit checks",
-        rate_limiter.redis_takes.clone(),
+        rate_limiter.redis_takes(),
     );
     metrics.register_extra("sse_watchers", "Open SSE event streams", hub.watchers_gauge());
     metrics.register_extra(

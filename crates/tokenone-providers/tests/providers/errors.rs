@@ -65,7 +65,7 @@ fn every_kind_in_every_shape() {
             "RESOURCE_EXHAUSTED",
         ),
         (
-            ErrorKind::Unconfigured,
+            ErrorKind::Unavailable,
             503,
             "service_unavailable",
             "service_unavailable",

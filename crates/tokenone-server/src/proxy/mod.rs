@@ -158,7 +158,7 @@ async fn authenticate(
             tracing::error!(error = %e, "key lookup failed");
             return Err(error(
                 shape,
-                ErrorKind::Unconfigured,
+                ErrorKind::Unavailable,
                 "the gateway cannot reach its database",
             ));
         }
@@ -408,7 +408,7 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
     if !state.writer.admit().await {
         return error(
             shape,
-            ErrorKind::Unconfigured,
+            ErrorKind::Unavailable,
             "the gateway is behind on writing call records; retry shortly",
         );
     }
@@ -525,7 +525,7 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
         }
         Err(NoPath::Unconfigured) => {
             return call.fail(
-                ErrorKind::Unconfigured,
+                ErrorKind::Unavailable,
                 "upstream_unconfigured",
                 "no upstream is configured for this model",
             )
@@ -622,7 +622,7 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
             Err(e) => {
                 tracing::error!(error = %e, "wallet reservation failed");
                 return call.fail(
-                    ErrorKind::Unconfigured,
+                    ErrorKind::Unavailable,
                     "wallet_unavailable",
                     "the wallet is unavailable; retry shortly",
                 );
@@ -655,7 +655,7 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
         let format_shape = shape_of(path.format);
         let Some(provider) = upstream::provider(&cfg, &path.provider) else {
             last_failure = Some((
-                ErrorKind::Unconfigured,
+                ErrorKind::Unavailable,
                 "upstream_unconfigured",
                 "unknown provider".into(),
             ));

@@ -58,15 +58,15 @@ impl Decision {
 }
 
 /// The most tokens one Redis take asks for.
-pub const MAX_BATCH: u32 = 256;
+const MAX_BATCH: u32 = 256;
 /// How long tokens taken from Redis may be handed out before they go back.
-pub const HOLD: Duration = Duration::from_secs(1);
+const HOLD: Duration = Duration::from_secs(1);
 /// After a Redis error, checks are decided locally this long before Redis is tried again.
-pub const DOWN_FOR: Duration = Duration::from_millis(500);
+const DOWN_FOR: Duration = Duration::from_millis(500);
 const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// Tokens one Redis take asks for at this limit: `limit / 1000`, clamped to `1..=MAX_BATCH`.
-pub fn batch_size(per_minute: u32) -> u32 {
+fn batch_size(per_minute: u32) -> u32 {
     (per_minute / 1000).clamp(1, MAX_BATCH)
 }
 
@@ -336,8 +336,6 @@ pub struct RateLimiter {
     remote: Option<Arc<Remote>>,
     /// Checks decided locally because Redis was unreachable.
     pub fallbacks: Counter,
-    /// Takes sent to Redis (each serves up to one batch of checks).
-    pub redis_takes: Counter,
 }
 
 impl RateLimiter {
@@ -346,7 +344,6 @@ impl RateLimiter {
     }
 
     fn tuned(redis: Option<redis::aio::ConnectionManager>, hold: Duration, down_for: Duration) -> Self {
-        let redis_takes = Counter::default();
         RateLimiter {
             local: Mutex::new(IdleMap::new()),
             remote: redis.map(|conn| {
@@ -358,12 +355,16 @@ impl RateLimiter {
                     slots: Mutex::new(IdleMap::new()),
                     down_until: Mutex::new(None),
                     last_fallback_log: Mutex::new(None),
-                    takes: redis_takes.clone(),
+                    takes: Counter::default(),
                 })
             }),
             fallbacks: Counter::default(),
-            redis_takes,
         }
+    }
+
+    /// Takes sent to Redis, each serving up to one batch of checks (0 without Redis).
+    pub fn redis_takes(&self) -> Counter {
+        self.remote.as_ref().map(|r| r.takes.clone()).unwrap_or_default()
     }
 
     pub async fn check(&self, bucket: &str, per_minute: u32) -> Decision {
@@ -521,7 +522,7 @@ mod tests {
     }
 
     fn takes(replicas: &[Arc<RateLimiter>]) -> u64 {
-        replicas.iter().map(|r| r.redis_takes.get()).sum()
+        replicas.iter().map(|r| r.redis_takes().get()).sum()
     }
 
     #[test]
@@ -581,7 +582,7 @@ mod tests {
         assert!((99_999..=100_000).contains(&d.remaining), "{d:?}");
         let d2 = rs[0].check(&bucket, 100_000).await;
         assert_eq!(d2.remaining, d.remaining - 1, "one fewer held; no new take yet");
-        assert_eq!(rs[0].redis_takes.get(), 1);
+        assert_eq!(rs[0].redis_takes().get(), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -601,7 +602,7 @@ mod tests {
             .unwrap();
         // 2,000 - 2 + 1 - 2, plus a little refill (33 a second); without the give-back 1,996.
         assert!((1_997.0..1_997.9).contains(&tokens), "{tokens}");
-        assert_eq!(rl.redis_takes.get(), 2);
+        assert_eq!(rl.redis_takes().get(), 2);
     }
 
     /// A TCP relay to Redis that can be cut: open connections are dropped and new ones refused.
@@ -657,7 +658,7 @@ mod tests {
         for _ in 0..2 {
             assert!(rl.check(&bucket, 3).await.allowed);
         }
-        assert_eq!(rl.redis_takes.get(), 2);
+        assert_eq!(rl.redis_takes().get(), 2);
 
         relay.set_up(false);
         // The local bucket (full, it has not been used) decides; the first check found Redis
@@ -670,7 +671,7 @@ mod tests {
             "the local bucket of 3 is empty too"
         );
         assert_eq!(rl.fallbacks.get(), 4, "every check decided locally is counted");
-        assert_eq!(rl.redis_takes.get(), 3, "one attempt at Redis for the whole window");
+        assert_eq!(rl.redis_takes().get(), 3, "one attempt at Redis for the whole window");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,9 +20,9 @@ use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 
 const BATCH: usize = 512;
 /// Queued calls above which new proxy calls wait for the writer (about 1.7 KiB each: ~7 MiB).
-pub const HIGH_WATER: i64 = 4_096;
+const HIGH_WATER: i64 = 4_096;
 /// How long a call waits at the door for the writer before it gets a 503.
-pub const ADMIT_WAIT: Duration = Duration::from_secs(10);
+const ADMIT_WAIT: Duration = Duration::from_secs(10);
 /// How long the writer waits for more calls after the first of a batch ("a few milliseconds",
 /// operations.md). At 1,000 calls/s a batch then holds about five calls: one transaction, not five.
 const GROUP_COMMIT: std::time::Duration = std::time::Duration::from_millis(5);
@@ -38,7 +38,6 @@ enum Msg {
 #[derive(Clone)]
 pub struct CallWriter {
     tx: mpsc::UnboundedSender<Msg>,
-    pub queue_depth: Gauge,
     door: Arc<Door>,
     task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
@@ -48,14 +47,17 @@ impl CallWriter {
     pub fn start(store: Arc<dyn Store>, ledger_key: Vec<u8>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let door = Arc::new(Door::new(HIGH_WATER));
-        let queue_depth = door.depth.clone();
         let task = tokio::spawn(run(store, rx, door.clone(), Arc::new(ledger_key)));
         CallWriter {
             tx,
-            queue_depth,
             door,
             task: Arc::new(Mutex::new(Some(task))),
         }
+    }
+
+    /// Calls queued and not yet written (the `settlement_queue_depth` metric).
+    pub fn queue_depth(&self) -> Gauge {
+        self.door.depth.clone()
     }
 
     /// Waits while the writer is more than [`HIGH_WATER`] calls behind; `false` when it stayed
@@ -74,9 +76,9 @@ impl CallWriter {
 
     /// Queues a settled call (record and money). Never blocks; callable from `Drop`.
     pub fn settle(&self, settled: Settled) {
-        self.queue_depth.inc();
+        self.door.depth.inc();
         if self.tx.send(Msg::Call(Box::new(settled))).is_err() {
-            self.queue_depth.dec();
+            self.door.depth.dec();
             tracing::error!("call writer stopped; a call record could not be queued");
         }
     }
