@@ -166,7 +166,7 @@ pub(crate) async fn settle_calls(store: &SqlStore, batch: &[Settled], key: &[u8]
     // 1. The call rows; the ids that were new (a retried batch finds its calls written, with
     //    their money: those are skipped entirely).
     let mut fresh: std::collections::HashSet<String> = std::collections::HashSet::new();
-    for chunk in batch.chunks(crate::ROWS_PER_STATEMENT) {
+    for chunk in crate::row_chunks(batch) {
         let sql = format!(
             "INSERT INTO calls ({CALL_COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
             crate::values(store.kind(), chunk.len(), CALL_COLS)
@@ -289,7 +289,7 @@ fn chain(head: &mut (u64, [u8; 32]), new: Vec<NewEntry>, key: &[u8]) -> Vec<Ledg
 
 /// Inserts chained entries, many per statement.
 async fn insert_entries(backend: Backend, tx: &mut Tx<'_>, entries: &[LedgerEntry]) -> Result<()> {
-    for chunk in entries.chunks(crate::ROWS_PER_STATEMENT) {
+    for chunk in crate::row_chunks(entries) {
         let sql = format!(
             "INSERT INTO ledger_entries (id, tenant_id, seq, at, kind, call_id, debit_account, credit_account,
              amount_tokens, memo, prev_hash, hash, signature) VALUES {}",

@@ -162,7 +162,7 @@ impl SqlStore {
 
 /// Inserts `(event, seq)` pairs, many rows per statement.
 async fn insert_events(backend: crate::Backend, tx: &mut Tx<'_>, rows: &[(&Event, i64)]) -> Result<()> {
-    for chunk in rows.chunks(crate::ROWS_PER_STATEMENT) {
+    for chunk in crate::row_chunks(rows) {
         let sql = format!(
             "INSERT INTO project_events (id, project_id, seq, tenant_id, type, actor_user_id, at, payload) VALUES {}",
             crate::values(backend, chunk.len(), 8)

@@ -699,9 +699,7 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
         } else {
             "application/json"
         };
-        let req = state
-            .http
-            .post(url)
+        let req = upstream::post(&state.http, url)
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::ACCEPT, accept)
             .body(payload);
