@@ -97,35 +97,41 @@ fn sqlite_pragmas(conn: &mut sqlx::AnyConnection, _meta: sqlx::pool::PoolConnect
 #[cfg(target_os = "linux")]
 const SQLITE_WORKER_NICE: libc::c_int = 4;
 
-/// Lowers the priority of sqlx's SQLite worker threads (one per connection, named
-/// `sqlx-sqlite-worker-N`; the connection's worker exists by the time `after_connect` runs).
+/// Lowers the priority of sqlx's SQLite worker threads (one per connection; the connection's
+/// worker exists by the time `after_connect` runs).
 ///
 /// Why: a worker runs a statement to its end on its own thread, and on a gateway pinned to one
 /// core `perf sched` showed the tokio worker waiting up to 4.4 ms for it, because the scheduler
 /// does not always preempt a thread of equal weight when another wakes. At a lower weight the
 /// statement's deadline is later, so a waking request handler runs first. The workers still get
-/// their share when the core is busy, and at saturation the call writer's door (proxy/writer.rs)
-/// holds new calls back until they catch up. sqlx has no hook for its threads, so they are found by name; lowering a thread's own
-/// process's priority needs no privilege. Elsewhere than Linux this does nothing.
+/// their share when the core is busy, and at saturation the call writer's door
+/// (proxy/writer.rs) holds new calls back until they catch up. Lowering a thread of one's own
+/// process needs no privilege. Elsewhere than Linux this does nothing.
 fn yield_sqlite_workers() {
     #[cfg(target_os = "linux")]
-    {
-        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-            return;
-        };
-        for task in tasks.flatten() {
-            let is_worker =
-                std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.starts_with("sqlx-sqlite-wor"));
-            let tid = task.file_name().to_str().and_then(|t| t.parse::<libc::id_t>().ok());
-            if let (true, Some(tid)) = (is_worker, tid) {
-                // SAFETY: setpriority only reads its arguments; with PRIO_PROCESS and a thread id
-                // it changes that thread's nice value, or fails (ignored: it is an optimisation).
-                unsafe {
-                    libc::setpriority(libc::PRIO_PROCESS, tid, SQLITE_WORKER_NICE);
-                }
-            }
+    for tid in sqlite_worker_tids() {
+        // SAFETY: setpriority only reads its arguments; with PRIO_PROCESS and a thread id it
+        // changes that thread's nice value, or fails (ignored: it is an optimisation).
+        unsafe {
+            libc::setpriority(libc::PRIO_PROCESS, tid, SQLITE_WORKER_NICE);
         }
     }
+}
+
+/// The thread ids of this process's sqlx SQLite workers. sqlx has no hook for its threads, so
+/// they are found by name (`sqlx-sqlite-worker-N`, which the kernel cuts to 15 bytes).
+#[cfg(target_os = "linux")]
+fn sqlite_worker_tids() -> Vec<libc::id_t> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.starts_with("sqlx-sqlite-wor"))
+        })
+        .filter_map(|task| task.file_name().to_str().and_then(|t| t.parse().ok()))
+        .collect()
 }
 
 fn sqlite_url(url: &str) -> String {
@@ -350,7 +356,7 @@ impl Store for SqlStore {
     }
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(test)]
 mod tests {
     #[test]
     fn row_chunks_come_in_few_sizes_and_keep_every_row_in_order() {
@@ -368,25 +374,16 @@ mod tests {
         assert_eq!(sizes, expected);
     }
 
-    /// The nice value of every sqlx SQLite worker thread of this process.
-    fn worker_nices() -> Vec<libc::c_int> {
-        let mut out = Vec::new();
-        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-            if comm.starts_with("sqlx-sqlite-wor") {
-                let tid: libc::id_t = task.file_name().to_str().unwrap().parse().unwrap();
-                // SAFETY: getpriority only reads its arguments.
-                out.push(unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) });
-            }
-        }
-        out
-    }
-
+    #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn sqlite_workers_yield_to_the_request_handlers() {
         // The only test in this binary that opens SQLite, so every worker thread is this store's.
         let store = super::SqlStore::connect_only("sqlite::memory:", 2).await.unwrap();
-        let nices = worker_nices();
+        let nices: Vec<libc::c_int> = super::sqlite_worker_tids()
+            .into_iter()
+            // SAFETY: getpriority only reads its arguments.
+            .map(|tid| unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) })
+            .collect();
         assert!(!nices.is_empty(), "a connected store has worker threads");
         assert!(nices.iter().all(|n| *n == super::SQLITE_WORKER_NICE), "{nices:?}");
         store.close().await;

@@ -250,16 +250,12 @@ struct Words<'a> {
 }
 
 impl Words<'_> {
-    /// Whether the character at `i` belongs to a word, and its length.
+    /// Whether the non-ASCII character at `i` belongs to a word, and its length. (ASCII bytes
+    /// are decided in [`Words::next`] without decoding.)
     fn word_char(&self, i: usize) -> (bool, usize) {
-        let b = self.text.as_bytes()[i];
-        if b.is_ascii() {
-            (b.is_ascii_alphanumeric() || b == b'+', 1)
-        } else {
-            match self.text[i..].chars().next() {
-                Some(c) => (c.is_alphanumeric(), c.len_utf8()),
-                None => (false, 1),
-            }
+        match self.text[i..].chars().next() {
+            Some(c) => (c.is_alphanumeric(), c.len_utf8()),
+            None => (false, 1),
         }
     }
 }

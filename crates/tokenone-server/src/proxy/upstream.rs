@@ -3,7 +3,7 @@
 
 use reqwest::header::HeaderValue;
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{LazyLock, RwLock};
 use std::time::Duration;
 use tokenone_core::catalogue::Format;
 use tokenone_core::config::{Config, ProviderConfig};
@@ -51,30 +51,27 @@ pub fn url(base: &str, format: Format, upstream_model: &str, stream: bool) -> St
 /// ~3 % of the gateway's CPU at saturation, and a deployment calls a handful of distinct URLs
 /// (one per provider and operation, and per model for Gemini). A pure memo of `Url::parse`, so
 /// one per process; cleared when it reaches `MAX_URLS` entries.
-static URLS: LazyLock<Mutex<HashMap<String, reqwest::Url>>> = LazyLock::new(Default::default);
+static URLS: LazyLock<RwLock<HashMap<String, reqwest::Url>>> = LazyLock::new(Default::default);
 const MAX_URLS: usize = 1024;
 
 /// `client.post(url)`, with `url` parsed at most once. A URL that does not parse goes to reqwest
 /// as text, which records the error and fails the send, as before.
 pub fn post(client: &reqwest::Client, url: String) -> reqwest::RequestBuilder {
-    let mut urls = URLS.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(u) = urls.get(&url) {
-        return client.post(u.clone());
+    // Every call reads the memo; a shared lock keeps the runtime's workers from queueing on it.
+    let cached = URLS.read().unwrap_or_else(|p| p.into_inner()).get(&url).cloned();
+    if let Some(u) = cached {
+        return client.post(u);
     }
-    match reqwest::Url::parse(&url) {
-        Ok(u) => {
-            if urls.len() >= MAX_URLS {
-                urls.clear();
-            }
-            urls.insert(url, u.clone());
-            drop(urls);
-            client.post(u)
-        }
-        Err(_) => {
-            drop(urls);
-            client.post(url)
-        }
+    let Ok(u) = reqwest::Url::parse(&url) else {
+        return client.post(url);
+    };
+    let mut urls = URLS.write().unwrap_or_else(|p| p.into_inner());
+    if urls.len() >= MAX_URLS {
+        urls.clear();
     }
+    urls.insert(url, u.clone());
+    drop(urls);
+    client.post(u)
 }
 
 /// Credential and version headers for a provider speaking `format`; `anthropic_version`/
@@ -145,10 +142,10 @@ mod tests {
             let r = post(&c, url.clone()).build().unwrap();
             assert_eq!(r.url().as_str(), url);
         }
-        assert!(URLS.lock().unwrap().contains_key(&url));
+        assert!(URLS.read().unwrap().contains_key(&url));
         // Not a URL: the send fails as it did without the memo, and nothing is kept.
         assert!(post(&c, "not a url".into()).build().is_err());
-        assert!(!URLS.lock().unwrap().contains_key("not a url"));
+        assert!(!URLS.read().unwrap().contains_key("not a url"));
     }
 
     #[test]
