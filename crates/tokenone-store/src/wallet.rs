@@ -39,27 +39,19 @@ pub(crate) fn entry(r: &AnyRow) -> Result<LedgerEntry> {
     })
 }
 
-/// Locks the tenant's chain head (creating it) and returns the last (seq, hash).
+/// Locks the tenant's chain head (creating it) and returns the last (seq, hash). One statement:
+/// the no-op `DO UPDATE` takes the row lock on PostgreSQL (a concurrent appender waits for this
+/// transaction, then reads the head it left); SQLite's single writer serialises anyway.
 async fn lock_head(tx: &mut Tx<'_>, tenant: TenantId) -> Result<(u64, [u8; 32])> {
-    sqlx::query(
-        "INSERT INTO ledger_heads (tenant_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (tenant_id) DO NOTHING",
+    let r = sqlx::query(
+        "INSERT INTO ledger_heads (tenant_id, seq, hash) VALUES ($1, 0, $2)
+         ON CONFLICT (tenant_id) DO UPDATE SET seq = ledger_heads.seq RETURNING seq, hash",
     )
     .bind(tenant.to_string())
     .bind(to_hex(&GENESIS_PREV_HASH))
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await
     .map_err(db_err)?;
-    // A no-op update takes the row lock on PostgreSQL; SQLite's single writer serialises anyway.
-    sqlx::query("UPDATE ledger_heads SET seq = seq WHERE tenant_id = $1")
-        .bind(tenant.to_string())
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err)?;
-    let r = sqlx::query("SELECT seq, hash FROM ledger_heads WHERE tenant_id = $1")
-        .bind(tenant.to_string())
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(db_err)?;
     let seq = rows::get::<i64>(&r, "seq")?.max(0) as u64;
     let hash: String = rows::get(&r, "hash")?;
     let hash = from_hex(&hash).ok_or_else(|| Error::internal(anyhow::anyhow!("bad ledger head hash")))?;
@@ -162,27 +154,64 @@ pub(crate) async fn settle_calls(store: &SqlStore, batch: &[Settled], key: &[u8]
     if batch.is_empty() {
         return Ok(());
     }
+    match settle_batch(store, batch, key, Fresh::Assumed).await? {
+        Some(()) => Ok(()),
+        // Some calls were already written (a retry after a commit whose answer was lost): the
+        // transaction was rolled back; write again, skipping those calls and their money.
+        None => settle_batch(store, batch, key, Fresh::Returned)
+            .await?
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("call batch changed while it was written"))),
+    }
+}
+
+/// How the writer learns which calls of a batch are new.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fresh {
+    /// All of them, checked by the inserted-row count (the usual case: no rows come back, so on
+    /// SQLite no message per row crosses from its worker thread).
+    Assumed,
+    /// The ids the insert returns.
+    Returned,
+}
+
+/// One attempt at a batch; `None` (rolled back) when `Fresh::Assumed` found a call written.
+async fn settle_batch(store: &SqlStore, batch: &[Settled], key: &[u8], how: Fresh) -> Result<Option<()>> {
     let mut tx = store.w().begin().await.map_err(db_err)?;
     // 1. The call rows; the ids that were new (a retried batch finds its calls written, with
     //    their money: those are skipped entirely).
     let mut fresh: std::collections::HashSet<String> = std::collections::HashSet::new();
     for chunk in crate::row_chunks(batch) {
+        let returning = if how == Fresh::Returned { " RETURNING id" } else { "" };
         let sql = format!(
-            "INSERT INTO calls ({CALL_COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
+            "INSERT INTO calls ({CALL_COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING{returning}",
             crate::values(store.kind(), chunk.len(), CALL_COLS)
         );
         let mut q = sqlx::query(&sql);
         for s in chunk {
             q = bind_call(q, &s.record)?;
         }
-        for r in q.fetch_all(&mut *tx).await.map_err(db_err)? {
-            fresh.insert(rows::get::<String>(&r, "id")?);
+        match how {
+            Fresh::Assumed => {
+                let done = q.execute(&mut *tx).await.map_err(db_err)?;
+                if done.rows_affected() != chunk.len() as u64 {
+                    tx.rollback().await.map_err(db_err)?;
+                    return Ok(None);
+                }
+            }
+            Fresh::Returned => {
+                for r in q.fetch_all(&mut *tx).await.map_err(db_err)? {
+                    fresh.insert(rows::get::<String>(&r, "id")?);
+                }
+            }
         }
     }
-    let new_calls: Vec<&Settled> = batch
-        .iter()
-        .filter(|s| fresh.contains(&s.record.id.to_string()))
-        .collect();
+    let new_calls: Vec<&Settled> = match how {
+        Fresh::Assumed => batch.iter().collect(),
+        Fresh::Returned => batch
+            .iter()
+            .filter(|s| fresh.contains(&s.record.id.to_string()))
+            .collect(),
+    };
     // 2. Ledger postings, chained per tenant (heads locked in a fixed order).
     let mut by_tenant: BTreeMap<String, Vec<&Settled>> = BTreeMap::new();
     for s in &new_calls {
@@ -273,7 +302,8 @@ pub(crate) async fn settle_calls(store: &SqlStore, batch: &[Settled], key: &[u8]
         .await
         .map_err(db_err)?;
     }
-    tx.commit().await.map_err(db_err)
+    tx.commit().await.map_err(db_err)?;
+    Ok(Some(()))
 }
 
 /// Chains `new` onto `head` (advancing it) and signs each entry.

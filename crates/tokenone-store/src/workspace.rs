@@ -226,19 +226,17 @@ impl WorkspaceRepo for SqlStore {
         let mut rows: Vec<(&Event, i64)> = Vec::with_capacity(events.len());
         let mut tx = self.w().begin().await.map_err(db_err)?;
         for (project, idx) in &by_project {
-            sqlx::query(
-                "INSERT INTO project_event_counters (project_id, seq) VALUES ($1, 0) ON CONFLICT (project_id) DO NOTHING",
+            // One statement: creates the counter or advances it (holding its row lock on
+            // PostgreSQL until the commit), and returns the last seq taken.
+            let r = sqlx::query(
+                "INSERT INTO project_event_counters (project_id, seq) VALUES ($1, $2)
+                 ON CONFLICT (project_id) DO UPDATE SET seq = project_event_counters.seq + excluded.seq RETURNING seq",
             )
             .bind(project.clone())
-            .execute(&mut *tx)
+            .bind(idx.len() as i64)
+            .fetch_one(&mut *tx)
             .await
             .map_err(db_err)?;
-            let r = sqlx::query("UPDATE project_event_counters SET seq = seq + $2 WHERE project_id = $1 RETURNING seq")
-                .bind(project.clone())
-                .bind(idx.len() as i64)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_err)?;
             let last: i64 = rows::get(&r, "seq")?;
             let first = last - idx.len() as i64 + 1;
             for (k, &i) in idx.iter().enumerate() {

@@ -509,6 +509,73 @@ async fn verify_detects_tampering(app: TestApp) {
     app.exec(on).await;
 }
 
+/// A batch the call writer sends again (its commit went through but the answer was lost) posts
+/// nothing twice: the calls already written are skipped with their money, the new ones are
+/// posted, and the balance still equals the ledger.
+async fn a_batch_written_again_posts_nothing_twice(app: TestApp) {
+    use std::sync::Arc;
+    use tokenone_core::model::{CallRecord, Settled};
+    use tokenone_core::repo::CallRepo;
+    use tokenone_core::services::{live::LiveConfig, secrets::server_secret, wallet::WalletService};
+    use tokenone_core::vault::{MasterKey, Vault};
+
+    let (token, _, tenant) = app.register("again@example.com").await;
+    app.topup(&tenant, 1_000_000).await;
+    let store = Arc::new(tokenone_store::SqlStore::connect(&app.db_url, 2).await.unwrap());
+    let vault = Vault::new(MasterKey::from_base64(&app.master_key).unwrap());
+    let key = server_secret(store.as_ref(), &vault, "ledger").await.unwrap();
+    let wallet = WalletService::new(
+        store.clone(),
+        "test-writer".into(),
+        LiveConfig::new(tokenone_core::config::Config::default()),
+    );
+    let t = tenant.parse().unwrap();
+    let mut settled = Vec::new();
+    for burn in [1_000u64, 2_000, 3_000] {
+        let hold = wallet.reserve(t, 4_000).await.unwrap();
+        let money = wallet.settle(hold, burn, 100).await;
+        let record = CallRecord {
+            id: uuid::Uuid::now_v7(),
+            at: tokenone_core::time::now_ms(),
+            tenant_id: tenant.clone(),
+            project_id: uuid::Uuid::now_v7().to_string(),
+            key_id: uuid::Uuid::now_v7().to_string(),
+            mode: "live".into(),
+            shape: "openai".into(),
+            requested_model: "gpt-4o-mini".into(),
+            delivered_model: Some("gpt-4o-mini".into()),
+            burn_tokens: burn as i64,
+            pass_back_tokens: 100,
+            status: 200,
+            ..Default::default()
+        };
+        settled.push(Settled {
+            record,
+            money: Some(money),
+        });
+    }
+    store.settle_calls(&settled[..2], &key).await.unwrap();
+    // Written again, with a third call: only the third is new.
+    store.settle_calls(&settled, &key).await.unwrap();
+    store.settle_calls(&settled, &key).await.unwrap();
+    let calls = app
+        .rows(&format!("SELECT COUNT(*) AS n FROM calls WHERE tenant_id = '{tenant}'"))
+        .await;
+    assert_eq!(calls[0]["n"], 3);
+    // Per call: a burn and a pass-back entry; plus the top-up.
+    let ledger = app
+        .rows(&format!(
+            "SELECT COUNT(*) AS n FROM ledger_entries WHERE tenant_id = '{tenant}'"
+        ))
+        .await;
+    assert_eq!(ledger[0]["n"], 7);
+    wallet.return_idle(std::time::Duration::ZERO).await;
+    let (balance, _) = balance(&app, &token).await;
+    assert_eq!(balance, 1_000_000 - 6_000 + 300);
+    assert_eq!(verify(&app).await["ok"], true);
+    store.close().await;
+}
+
 both_backends!(
     unfunded_wallet_refuses_with_402,
     settlement_matches_the_formulas,
@@ -518,4 +585,5 @@ both_backends!(
     client_cut_stream_settles_once,
     topups_are_idempotent,
     verify_detects_tampering,
+    a_batch_written_again_posts_nothing_twice,
 );
