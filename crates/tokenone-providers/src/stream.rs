@@ -166,13 +166,19 @@ impl Decoder {
     }
 
     fn decode(&mut self, ev: &SseEvent, out: &mut Vec<Delta>) {
+        let parsed = parse_data(ev);
+        self.decode_parsed(ev, parsed.as_ref(), out);
+    }
+
+    /// [`Decoder::decode`] with the event's data already parsed ([`parse_data`]).
+    fn decode_parsed(&mut self, ev: &SseEvent, v: Option<&Value>, out: &mut Vec<Delta>) {
         if self.done_sent {
             return;
         }
         match self.shape {
-            Shape::OpenAi => self.decode_openai(ev, out),
-            Shape::Anthropic => self.decode_anthropic(ev, out),
-            Shape::Gemini => self.decode_gemini(ev, out),
+            Shape::OpenAi => self.decode_openai(ev, v, out),
+            Shape::Anthropic => self.decode_anthropic(ev, v, out),
+            Shape::Gemini => self.decode_gemini(v, out),
         }
     }
 
@@ -182,13 +188,13 @@ impl Decoder {
         }
     }
 
-    fn decode_openai(&mut self, ev: &SseEvent, out: &mut Vec<Delta>) {
+    fn decode_openai(&mut self, ev: &SseEvent, v: Option<&Value>, out: &mut Vec<Delta>) {
         if ev.data.trim() == "[DONE]" {
             self.finished = true;
             self.push(out, Delta::Done);
             return;
         }
-        let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
+        let Some(v) = v else {
             return;
         };
         if let Some(e) = v.get("error").filter(|e| !e.is_null()) {
@@ -238,11 +244,11 @@ impl Decoder {
         }
     }
 
-    fn decode_anthropic(&mut self, ev: &SseEvent, out: &mut Vec<Delta>) {
-        let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
+    fn decode_anthropic(&mut self, ev: &SseEvent, v: Option<&Value>, out: &mut Vec<Delta>) {
+        let Some(v) = v else {
             return;
         };
-        let ty = str_at(&v, "type").or(ev.event.as_deref()).unwrap_or_default();
+        let ty = str_at(v, "type").or(ev.event.as_deref()).unwrap_or_default();
         let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
         match ty {
             "message_start" => {
@@ -333,12 +339,12 @@ impl Decoder {
         }
     }
 
-    fn decode_gemini(&mut self, ev: &SseEvent, out: &mut Vec<Delta>) {
-        let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
+    fn decode_gemini(&mut self, v: Option<&Value>, out: &mut Vec<Delta>) {
+        let Some(v) = v else {
             return;
         };
         // A streamed array (no `alt=sse`) is not expected, but take its elements if it comes.
-        let chunks: Vec<&Value> = match &v {
+        let chunks: Vec<&Value> = match v {
             Value::Array(items) => items.iter().collect(),
             other => vec![other],
         };
@@ -771,6 +777,13 @@ impl StreamObserver {
         self.scratch.clear();
     }
 
+    /// [`StreamObserver::observe`] with the event's data already parsed ([`parse_data`]), so a
+    /// relay that also inspects or rewrites the event parses it once.
+    pub fn observe_parsed(&mut self, ev: &SseEvent, data: Option<&Value>) {
+        self.decoder.decode_parsed(ev, data, &mut self.scratch);
+        self.scratch.clear();
+    }
+
     /// The upstream's final usage; `None` until it arrived (OpenAI usage chunk, Anthropic
     /// `message_delta`, Gemini `usageMetadata` on the finishing chunk).
     pub fn usage(&self) -> Option<Usage> {
@@ -879,9 +892,16 @@ impl StreamTranslator {
 /// An OpenAI chunk that carries only usage (`choices` empty), which the proxy strips when the
 /// client did not ask for it.
 pub fn is_openai_usage_only_chunk(ev: &SseEvent) -> bool {
-    let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
-        return false;
-    };
+    parse_data(ev).is_some_and(|v| is_openai_usage_only(&v))
+}
+
+/// The JSON of an event's data; `None` when it is not JSON (OpenAI's `[DONE]`).
+pub fn parse_data(ev: &SseEvent) -> Option<Value> {
+    serde_json::from_str(&ev.data).ok()
+}
+
+/// [`is_openai_usage_only_chunk`] on the parsed data of the event.
+pub fn is_openai_usage_only(v: &Value) -> bool {
     let no_choices = match v.get("choices") {
         None | Some(Value::Null) => true,
         Some(Value::Array(c)) => c.is_empty(),
@@ -900,8 +920,14 @@ pub fn rewrite_model(shape: Shape, ev: &SseEvent, model: &str) -> SseEvent {
     if !mentions {
         return ev.clone();
     }
-    let Ok(mut v) = serde_json::from_str::<Value>(&ev.data) else {
-        return ev.clone();
+    rewrite_model_parsed(shape, ev.clone(), parse_data(ev), model)
+}
+
+/// [`rewrite_model`] of an owned event whose data is already parsed ([`parse_data`]): the event
+/// is re-encoded only when its model differs.
+pub fn rewrite_model_parsed(shape: Shape, ev: SseEvent, data: Option<Value>, model: &str) -> SseEvent {
+    let Some(mut v) = data else {
+        return ev;
     };
     let target: Option<&mut Map<String, Value>> = match shape {
         Shape::Anthropic if v.get("message").is_some() => v.get_mut("message").and_then(Value::as_object_mut),
@@ -916,12 +942,11 @@ pub fn rewrite_model(shape: Shape, ev: &SseEvent, model: &str) -> SseEvent {
         Some(obj) if obj.get(key).is_some_and(|m| m.as_str() != Some(model)) => {
             obj.insert(key.to_owned(), Value::String(model.to_owned()));
         }
-        _ => return ev.clone(),
+        _ => return ev,
     }
     SseEvent {
-        event: ev.event.clone(),
         data: v.to_string(),
-        id: ev.id.clone(),
+        ..ev
     }
 }
 

@@ -2,7 +2,8 @@
 
 use serde_json::{json, Value};
 use tokenone_providers::{
-    is_openai_usage_only_chunk, rewrite_model, Shape, SseEvent, SseParser, StreamObserver, StreamTranslator, Usage,
+    is_openai_usage_only, is_openai_usage_only_chunk, parse_data, rewrite_model, rewrite_model_parsed, Shape, SseEvent,
+    SseParser, StreamObserver, StreamTranslator, Usage,
 };
 
 use crate::common::{collect, parse_all, recorded_stream, tool_stop, SAMPLE_USAGE};
@@ -288,6 +289,42 @@ fn rewrite_model_names_the_delivered_model() {
             Shape::Gemini => 3,
         };
         assert_eq!(renamed, expected, "{shape}");
+    }
+}
+
+/// The relay parses each event once and hands the value to the observer, the usage-chunk check
+/// and the model rewrite: the same answers as each parsing on its own.
+#[test]
+fn parsed_once_answers_as_parsing_each_time() {
+    for shape in Shape::ALL {
+        let mut events = parse_all(recorded_stream(shape).as_bytes());
+        events.push(SseEvent::data("not json"));
+        events.push(SseEvent::data(r#"{"choices":[],"usage":{"prompt_tokens":3}}"#));
+        let (mut each, mut once) = (StreamObserver::new(shape), StreamObserver::new(shape));
+        for ev in &events {
+            let data = parse_data(ev);
+            each.observe(ev);
+            once.observe_parsed(ev, data.as_ref());
+            assert_eq!(
+                data.as_ref().is_some_and(is_openai_usage_only),
+                is_openai_usage_only_chunk(ev),
+                "{shape}: {}",
+                ev.data
+            );
+            for model in ["public-model", "gpt-4o"] {
+                assert_eq!(
+                    rewrite_model_parsed(shape, ev.clone(), data.clone(), model),
+                    rewrite_model(shape, ev, model),
+                    "{shape}: {}",
+                    ev.data
+                );
+            }
+            assert_eq!(once.usage(), each.usage(), "{shape}");
+            assert_eq!(once.delivered_text_chars(), each.delivered_text_chars(), "{shape}");
+            assert_eq!(once.finished(), each.finished(), "{shape}");
+            assert_eq!(once.upstream_error(), each.upstream_error(), "{shape}");
+        }
+        assert!(once.usage().is_some() && once.delivered_text_chars() > 0, "{shape}");
     }
 }
 
