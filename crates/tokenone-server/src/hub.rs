@@ -10,6 +10,7 @@
 //! frames behind is disconnected (it reconnects with `Last-Event-ID`), so a slow client can
 //! never hold anyone up.
 
+use crate::door::{Door, ADMIT_WAIT};
 use crate::pubsub;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -28,8 +29,14 @@ use tokenone_core::workspace::WorkspaceRepo;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-/// Events waiting for the writer; beyond this, new ones are dropped (and counted).
-const QUEUE: usize = 65_536;
+/// Events queued above which new proxy calls wait at the door ([`EventHub::admit`]): each call
+/// publishes one `llm.call`, so a store that lags slows the calls down instead of the queue
+/// growing (about 1 KiB an event: ~8 MiB).
+const HIGH_WATER: i64 = 8_192;
+/// Events waiting for the writer at most; beyond this, new ones are dropped (and counted). Only
+/// events from outside the proxy (presence, workspace changes) can push the queue past the
+/// high-water mark while calls wait at the door.
+const QUEUE: usize = 16_384;
 /// Events stored per transaction at most.
 const BATCH: usize = 256;
 /// How long the writer waits for more events before storing a batch.
@@ -60,6 +67,9 @@ struct Inner {
     cancel: CancellationToken,
     watchers: Gauge,
     dropped: Counter,
+    /// Events queued and not yet stored (the `event_queue_depth` metric), and the calls waiting
+    /// for it to fall.
+    door: Door,
 }
 
 /// The event hub; cheap to clone.
@@ -114,6 +124,7 @@ impl EventHub {
             cancel: CancellationToken::new(),
             watchers: Gauge::default(),
             dropped: Counter::default(),
+            door: Door::new(HIGH_WATER),
         }));
         let (publisher, subscription) = match redis {
             Some(r) => {
@@ -137,6 +148,17 @@ impl EventHub {
     /// Events dropped because the queue was full (metric).
     pub fn dropped_counter(&self) -> Counter {
         self.0.dropped.clone()
+    }
+
+    /// Events queued and not yet stored (metric).
+    pub fn queue_depth(&self) -> Gauge {
+        self.0.door.depth.clone()
+    }
+
+    /// Waits while more than [`HIGH_WATER`] events wait to be stored; `false` when the queue
+    /// stayed that long for [`ADMIT_WAIT`] (the proxy answers 503). Free when the hub keeps up.
+    pub async fn admit(&self) -> bool {
+        self.0.door.admit(ADMIT_WAIT).await
     }
 
     /// Hands a frame to this process's watchers of `project`.
@@ -228,6 +250,7 @@ impl EventHub {
                 self.store_with_retry(&batch).await
             }
             .into_iter();
+            let taken = batch.len();
             let mut frames = Vec::with_capacity(batch.len());
             for e in batch.drain(..) {
                 let seq = if e.is_ephemeral() { None } else { seqs.next().flatten() };
@@ -275,6 +298,7 @@ impl EventHub {
                     }
                 }
             }
+            self.0.door.written(taken);
             for w in waiters.drain(..) {
                 let _ = w.send(());
             }
@@ -413,13 +437,18 @@ impl EventHub {
 
 impl EventSink for EventHub {
     fn publish(&self, event: Event) {
+        // Counted before it is queued, so the writer never lowers the depth below zero.
+        self.0.door.depth.inc();
         match self.0.tx.try_send(Msg::Event(Box::new(event))) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
+                self.0.door.depth.dec();
                 self.0.dropped.inc();
                 tracing::warn!("event queue full; an event was dropped");
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.0.door.depth.dec();
+            }
         }
     }
 }
@@ -641,6 +670,25 @@ mod tests {
         drop((slow, fast));
         assert!(hub.0.local.lock().unwrap().is_empty());
         assert_eq!(hub.watchers_gauge().get(), 0);
+        cleanup(&path);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_queue_depth_counts_events_until_they_are_stored() {
+        let (store, path) = store().await;
+        let hub = EventHub::start(store.clone(), None, "r1".into()).await;
+        let (p, t) = (ProjectId::new(), TenantId::new());
+        let depth = hub.queue_depth();
+        for i in 0..500 {
+            hub.publish(event(p, t, i));
+        }
+        assert!((0..=500).contains(&depth.get()), "{}", depth.get());
+        hub.flush().await;
+        // Every event counted once going in and once stored: the door is open again.
+        assert_eq!(depth.get(), 0);
+        assert!(hub.admit().await);
+        assert_eq!(store.events_after(p, 0, 10_000).await.unwrap().len(), 500);
+        hub.shutdown().await;
         cleanup(&path);
     }
 

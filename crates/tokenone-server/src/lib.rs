@@ -1,6 +1,7 @@
 //! TokenOne's HTTP layer: the REST control plane under `/api`, operational endpoints, and
 //! `serve(config, listener, shutdown)`, the one launch function both the binary and the tests use.
 
+mod door;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -163,6 +164,11 @@ pub async fn build_state(cfg: Config) -> anyhow::Result<AppState> {
         rate_limiter.redis_takes(),
     );
     metrics.register_extra("sse_watchers", "Open SSE event streams", hub.watchers_gauge());
+    metrics.register_extra(
+        "event_queue_depth",
+        "Project events waiting to be stored",
+        hub.queue_depth(),
+    );
     metrics.register_extra(
         "events_dropped",
         "Project events dropped because the event queue was full",

@@ -405,11 +405,12 @@ fn success_headers(
 async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, req: Request) -> Response {
     let started = Instant::now();
     // Before anything else, so a call turned away here is no call at all (nothing is queued).
-    if !state.writer.admit().await {
+    // Each call queues a call record and an `llm.call` event: both writers must keep up.
+    if !state.writer.admit().await || !state.hub.admit().await {
         return error(
             shape,
             ErrorKind::Unavailable,
-            "the gateway is behind on writing call records; retry shortly",
+            "the gateway is behind on writing call records and events; retry shortly",
         );
     }
     let (parts, body) = req.into_parts();

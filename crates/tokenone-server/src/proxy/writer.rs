@@ -8,21 +8,19 @@
 //! itself never blocks (a call's record is queued from `Drop` too), so the queue holds at most
 //! the high-water mark plus the calls already in flight.
 
+use crate::door::{Door, ADMIT_WAIT};
 use prometheus_client::metrics::gauge::Gauge;
 use std::collections::HashMap;
-use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokenone_core::keys::KeyId;
 use tokenone_core::model::{CallRecord, Settled};
 use tokenone_core::repo::Store;
-use tokio::sync::{mpsc, oneshot, Mutex, Notify};
+use tokio::sync::{mpsc, oneshot, Mutex};
 
 const BATCH: usize = 512;
 /// Queued calls above which new proxy calls wait for the writer (about 1.7 KiB each: ~7 MiB).
 const HIGH_WATER: i64 = 4_096;
-/// How long a call waits at the door for the writer before it gets a 503.
-const ADMIT_WAIT: Duration = Duration::from_secs(10);
 /// How long the writer waits for more calls after the first of a batch ("a few milliseconds",
 /// operations.md). At 1,000 calls/s a batch then holds about five calls: one transaction, not five.
 const GROUP_COMMIT: std::time::Duration = std::time::Duration::from_millis(5);
@@ -100,49 +98,6 @@ impl CallWriter {
     }
 }
 
-/// The queue depth and the calls waiting for it to fall: raised when a call is queued, lowered
-/// after each written batch.
-struct Door {
-    depth: Gauge,
-    high_water: i64,
-    /// Woken after every written batch.
-    room: Notify,
-}
-
-impl Door {
-    fn new(high_water: i64) -> Self {
-        Door {
-            depth: Gauge::default(),
-            high_water,
-            room: Notify::new(),
-        }
-    }
-
-    async fn admit(&self, wait: Duration) -> bool {
-        if self.depth.get() <= self.high_water {
-            return true;
-        }
-        let waited = tokio::time::timeout(wait, async {
-            loop {
-                let mut room = pin!(self.room.notified());
-                // Registered before the depth is read again, so a batch written in between
-                // cannot be missed.
-                room.as_mut().enable();
-                if self.depth.get() <= self.high_water {
-                    return;
-                }
-                room.await;
-            }
-        });
-        waited.await.is_ok()
-    }
-
-    fn written(&self, n: usize) {
-        self.depth.dec_by(n as i64);
-        self.room.notify_waiters();
-    }
-}
-
 async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>, door: Arc<Door>, key: Arc<Vec<u8>>) {
     let mut batch: Vec<Settled> = Vec::with_capacity(BATCH);
     let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
@@ -215,41 +170,4 @@ async fn write(
     }
     door.written(batch.len());
     batch.clear();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn the_door_is_open_up_to_the_high_water_mark() {
-        let door = Door::new(3);
-        door.depth.set(3);
-        assert!(door.admit(Duration::ZERO).await);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn calls_wait_for_a_written_batch_above_the_mark() {
-        let door = Arc::new(Door::new(3));
-        door.depth.set(5);
-        let waiting = tokio::spawn({
-            let door = door.clone();
-            async move { door.admit(Duration::from_secs(10)).await }
-        });
-        tokio::task::yield_now().await;
-        // A batch that leaves the queue above the mark keeps the door shut.
-        door.written(1);
-        tokio::task::yield_now().await;
-        assert!(!waiting.is_finished());
-        door.written(1);
-        assert!(waiting.await.unwrap(), "admitted once the queue fell to the mark");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_writer_that_stays_behind_turns_calls_away() {
-        let door = Door::new(3);
-        door.depth.set(4);
-        // Paused time: the 10 s pass at once, without sleeping.
-        assert!(!door.admit(Duration::from_secs(10)).await);
-    }
 }

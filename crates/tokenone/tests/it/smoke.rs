@@ -32,6 +32,7 @@ async fn first_steps(app: TestApp) {
         "tokenone_gateway_overhead_seconds",
         "tokenone_rate_limited_total",
         "tokenone_settlement_queue_depth",
+        "tokenone_event_queue_depth",
         "tokenone_wallet_holds_total",
         "tokenone_wallet_settlements_total",
         "tokenone_db_pool_connections",
