@@ -15,7 +15,7 @@ pub enum ErrorKind {
     PayloadTooLarge,
     RateLimited,
     /// 503: no configured upstream can serve the call, the upstream itself is overloaded, or the
-    /// gateway is too far behind on writing call records to take more.
+    /// gateway is too far behind on writing call records or events to take more.
     Unavailable,
     UpstreamFailed,
     Timeout,
