@@ -20,8 +20,7 @@ use serde_json::{json, Value};
 pub use anthropic::DEFAULT_MAX_TOKENS as ANTHROPIC_DEFAULT_MAX_TOKENS;
 pub use sse::{SseEvent, SseParser, MAX_EVENT_DATA_BYTES, MAX_LINE_BYTES};
 pub use stream::{
-    is_openai_usage_only, is_openai_usage_only_chunk, openai_include_usage_requested, parse_data, rewrite_model,
-    rewrite_model_parsed, StreamObserver, StreamTranslator,
+    is_openai_usage_only, openai_include_usage_requested, parse_data, rewrite_model, StreamObserver, StreamTranslator,
 };
 
 use ir::{Conversation, Reply};

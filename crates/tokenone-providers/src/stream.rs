@@ -772,14 +772,9 @@ impl StreamObserver {
         }
     }
 
-    pub fn observe(&mut self, ev: &SseEvent) {
-        self.decoder.decode(ev, &mut self.scratch);
-        self.scratch.clear();
-    }
-
-    /// [`StreamObserver::observe`] with the event's data already parsed ([`parse_data`]), so a
-    /// relay that also inspects or rewrites the event parses it once.
-    pub fn observe_parsed(&mut self, ev: &SseEvent, data: Option<&Value>) {
+    /// Reads an upstream event, given with its data parsed ([`parse_data`]): the relay parses
+    /// each event once for this, the usage-only check and the model rewrite.
+    pub fn observe(&mut self, ev: &SseEvent, data: Option<&Value>) {
         self.decoder.decode_parsed(ev, data, &mut self.scratch);
         self.scratch.clear();
     }
@@ -889,18 +884,13 @@ impl StreamTranslator {
     }
 }
 
-/// An OpenAI chunk that carries only usage (`choices` empty), which the proxy strips when the
-/// client did not ask for it.
-pub fn is_openai_usage_only_chunk(ev: &SseEvent) -> bool {
-    parse_data(ev).is_some_and(|v| is_openai_usage_only(&v))
-}
-
 /// The JSON of an event's data; `None` when it is not JSON (OpenAI's `[DONE]`).
 pub fn parse_data(ev: &SseEvent) -> Option<Value> {
     serde_json::from_str(&ev.data).ok()
 }
 
-/// [`is_openai_usage_only_chunk`] on the parsed data of the event.
+/// Whether the parsed data of an OpenAI chunk carries only usage (`choices` empty): the chunk
+/// the proxy strips when the client did not ask for it.
 pub fn is_openai_usage_only(v: &Value) -> bool {
     let no_choices = match v.get("choices") {
         None | Some(Value::Null) => true,
@@ -911,21 +901,10 @@ pub fn is_openai_usage_only(v: &Value) -> bool {
 }
 
 /// The event with the model it names replaced by `model` (OpenAI `model`, Anthropic
-/// `message_start.message.model`, Gemini `modelVersion`); other events are returned unchanged.
-pub fn rewrite_model(shape: Shape, ev: &SseEvent, model: &str) -> SseEvent {
-    let mentions = match shape {
-        Shape::OpenAi | Shape::Anthropic => ev.data.contains("\"model\""),
-        Shape::Gemini => ev.data.contains("\"modelVersion\""),
-    };
-    if !mentions {
-        return ev.clone();
-    }
-    rewrite_model_parsed(shape, ev.clone(), parse_data(ev), model)
-}
-
-/// [`rewrite_model`] of an owned event whose data is already parsed ([`parse_data`]): the event
-/// is re-encoded only when its model differs.
-pub fn rewrite_model_parsed(shape: Shape, ev: SseEvent, data: Option<Value>, model: &str) -> SseEvent {
+/// `message_start.message.model`, Gemini `modelVersion`), given with its data parsed
+/// ([`parse_data`]). Other events, and events already naming `model`, come back unchanged,
+/// without being encoded again.
+pub fn rewrite_model(shape: Shape, ev: SseEvent, data: Option<Value>, model: &str) -> SseEvent {
     let Some(mut v) = data else {
         return ev;
     };

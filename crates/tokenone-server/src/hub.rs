@@ -170,10 +170,10 @@ impl EventHub {
         }
     }
 
-    /// Whether this process has a live watcher of `project`.
-    fn watched(&self, project: ProjectId) -> bool {
+    /// The sender to this process's live watchers of `project`; `None` when nobody watches it.
+    fn watchers(&self, project: ProjectId) -> Option<broadcast::Sender<Frame>> {
         let map = self.0.local.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&project).is_some_and(|tx| tx.receiver_count() > 0)
+        map.get(&project).filter(|tx| tx.receiver_count() > 0).cloned()
     }
 
     /// Subscribes to `project`'s live frames (before reading the replay, so nothing falls
@@ -267,7 +267,8 @@ impl EventHub {
                 // which was ~2.5 % of the gateway's CPU at saturation. A watcher that subscribes just
                 // after this check still gets the event: it subscribes before reading the replay,
                 // and the event is already stored.
-                if publisher.is_none() && !self.watched(e.project_id) {
+                let local = self.watchers(e.project_id);
+                if publisher.is_none() && local.is_none() {
                     continue;
                 }
                 let text = sse_text(seq, &e);
@@ -278,13 +279,13 @@ impl EventHub {
                         text: text.clone(),
                     });
                 }
-                self.deliver(
-                    e.project_id,
-                    Frame {
+                if let Some(tx) = local {
+                    // A watcher gone since the lookup is fine: nobody watches.
+                    let _ = tx.send(Frame {
                         seq,
                         bytes: Bytes::from(text),
-                    },
-                );
+                    });
+                }
             }
             if let (Some((conn, channel)), false) = (&publisher, frames.is_empty()) {
                 let wire = Wire {

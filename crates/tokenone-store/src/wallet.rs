@@ -154,14 +154,12 @@ pub(crate) async fn settle_calls(store: &SqlStore, batch: &[Settled], key: &[u8]
     if batch.is_empty() {
         return Ok(());
     }
-    match settle_batch(store, batch, key, Fresh::Assumed).await? {
-        Some(()) => Ok(()),
+    if !settle_batch(store, batch, key, Fresh::Assumed).await? {
         // Some calls were already written (a retry after a commit whose answer was lost): the
         // transaction was rolled back; write again, skipping those calls and their money.
-        None => settle_batch(store, batch, key, Fresh::Returned)
-            .await?
-            .ok_or_else(|| Error::internal(anyhow::anyhow!("call batch changed while it was written"))),
+        settle_batch(store, batch, key, Fresh::Returned).await?;
     }
+    Ok(())
 }
 
 /// How the writer learns which calls of a batch are new.
@@ -174,8 +172,9 @@ enum Fresh {
     Returned,
 }
 
-/// One attempt at a batch; `None` (rolled back) when `Fresh::Assumed` found a call written.
-async fn settle_batch(store: &SqlStore, batch: &[Settled], key: &[u8], how: Fresh) -> Result<Option<()>> {
+/// One attempt at a batch: `true` when it is written; `false` (rolled back) only when
+/// `Fresh::Assumed` found a call already written.
+async fn settle_batch(store: &SqlStore, batch: &[Settled], key: &[u8], how: Fresh) -> Result<bool> {
     let mut tx = store.w().begin().await.map_err(db_err)?;
     // 1. The call rows; the ids that were new (a retried batch finds its calls written, with
     //    their money: those are skipped entirely).
@@ -195,7 +194,7 @@ async fn settle_batch(store: &SqlStore, batch: &[Settled], key: &[u8], how: Fres
                 let done = q.execute(&mut *tx).await.map_err(db_err)?;
                 if done.rows_affected() != chunk.len() as u64 {
                     tx.rollback().await.map_err(db_err)?;
-                    return Ok(None);
+                    return Ok(false);
                 }
             }
             Fresh::Returned => {
@@ -303,7 +302,7 @@ async fn settle_batch(store: &SqlStore, batch: &[Settled], key: &[u8], how: Fres
         .map_err(db_err)?;
     }
     tx.commit().await.map_err(db_err)?;
-    Ok(Some(()))
+    Ok(true)
 }
 
 /// Chains `new` onto `head` (advancing it) and signs each entry.

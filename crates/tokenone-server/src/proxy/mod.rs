@@ -985,11 +985,11 @@ impl Relay {
             } else if let Some(o) = &mut self.observer {
                 // Parsed once for the observer, the usage-chunk check and the model rewrite.
                 let data = tokenone_providers::parse_data(&ev);
-                o.observe_parsed(&ev, data.as_ref());
+                o.observe(&ev, data.as_ref());
                 if self.strip_usage_chunk && data.as_ref().is_some_and(tokenone_providers::is_openai_usage_only) {
                     continue;
                 }
-                let ev = tokenone_providers::rewrite_model_parsed(self.client_shape, ev, data, &self.model);
+                let ev = tokenone_providers::rewrite_model(self.client_shape, ev, data, &self.model);
                 out.extend_from_slice(&ev.encode());
             }
         }
