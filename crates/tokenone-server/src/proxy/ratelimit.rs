@@ -194,6 +194,8 @@ struct Remote {
     down_for: Duration,
     slots: Mutex<IdleMap<Arc<Slot>>>,
     down_until: Mutex<Option<Instant>>,
+    /// How long a take may take before Redis counts as unreachable ([`REDIS_TIMEOUT`]).
+    timeout: Duration,
     last_fallback_log: Mutex<Option<Instant>>,
     takes: Counter,
 }
@@ -222,7 +224,7 @@ impl Remote {
         let mut invocation = self.script.key(key);
         invocation.arg(per_minute).arg(want).arg(refund);
         let call = invocation.invoke_async::<(i64, i64, i64)>(&mut conn);
-        let (taken, remaining, retry_ms) = tokio::time::timeout(REDIS_TIMEOUT, call)
+        let (taken, remaining, retry_ms) = tokio::time::timeout(self.timeout, call)
             .await
             .unwrap_or_else(|_| Err(redis::RedisError::from((redis::ErrorKind::IoError, "timeout"))))?;
         Ok(Take {
@@ -340,10 +342,15 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(redis: Option<redis::aio::ConnectionManager>) -> Self {
-        Self::tuned(redis, HOLD, DOWN_FOR)
+        Self::tuned(redis, HOLD, DOWN_FOR, REDIS_TIMEOUT)
     }
 
-    fn tuned(redis: Option<redis::aio::ConnectionManager>, hold: Duration, down_for: Duration) -> Self {
+    fn tuned(
+        redis: Option<redis::aio::ConnectionManager>,
+        hold: Duration,
+        down_for: Duration,
+        timeout: Duration,
+    ) -> Self {
         RateLimiter {
             local: Mutex::new(IdleMap::new()),
             remote: redis.map(|conn| {
@@ -352,6 +359,7 @@ impl RateLimiter {
                     script: redis::Script::new(SCRIPT),
                     hold,
                     down_for,
+                    timeout,
                     slots: Mutex::new(IdleMap::new()),
                     down_until: Mutex::new(None),
                     last_fallback_log: Mutex::new(None),
@@ -495,10 +503,16 @@ mod tests {
             .expect("these tests need Redis at TOKENONE_TEST_REDIS_URL (default 127.0.0.1:6379)")
     }
 
+    /// A limiter whose takes are given ample time: on a loaded machine a take that times out is
+    /// a fallback the test did not mean (and it may still land in Redis afterwards).
+    fn patient(conn: redis::aio::ConnectionManager, hold: Duration, down_for: Duration) -> RateLimiter {
+        RateLimiter::tuned(Some(conn), hold, down_for, Duration::from_secs(10))
+    }
+
     async fn replicas(n: usize) -> Vec<Arc<RateLimiter>> {
         let mut out = Vec::new();
         for _ in 0..n {
-            out.push(Arc::new(RateLimiter::new(Some(redis_at(&redis_url()).await))));
+            out.push(Arc::new(patient(redis_at(&redis_url()).await, HOLD, DOWN_FOR)));
         }
         out
     }
@@ -587,7 +601,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn expired_held_tokens_go_back_to_redis() {
-        let rl = RateLimiter::tuned(Some(redis_at(&redis_url()).await), Duration::ZERO, DOWN_FOR);
+        let rl = patient(redis_at(&redis_url()).await, Duration::ZERO, DOWN_FOR);
         let bucket = fresh_bucket();
         // Batches of 2: the first check takes 2 and holds 1; with a zero hold that one has
         // expired by the second check, which gives it back and takes 2 again.
@@ -610,6 +624,8 @@ mod tests {
         addr: String,
         up: Arc<AtomicBool>,
         cut: Arc<Notify>,
+        /// Connections still relaying.
+        live: tokio::sync::watch::Sender<usize>,
     }
 
     impl Relay {
@@ -621,46 +637,58 @@ mod tests {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = format!("redis://{}", listener.local_addr().unwrap());
             let (up, cut) = (Arc::new(AtomicBool::new(true)), Arc::new(Notify::new()));
-            let (up2, cut2) = (up.clone(), cut.clone());
+            let live = tokio::sync::watch::Sender::new(0usize);
+            let (up2, cut2, live2) = (up.clone(), cut.clone(), live.clone());
             tokio::spawn(async move {
                 while let Ok((mut inbound, _)) = listener.accept().await {
-                    if !up2.load(Ordering::SeqCst) {
-                        continue; // dropped: the client sees the connection close
-                    }
-                    let (target, cut) = (target.clone(), cut2.clone());
+                    live2.send_modify(|n| *n += 1);
+                    let (target, up, cut, live) = (target.clone(), up2.clone(), cut2.clone(), live2.clone());
                     tokio::spawn(async move {
-                        let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
-                            return;
-                        };
-                        tokio::select! {
-                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                            _ = cut.notified() => {}
+                        // Listening for the cut before looking at `up`: either this sees the relay
+                        // down (and drops the connection), or the cut comes after and is heard.
+                        let cut = cut.notified();
+                        if up.load(Ordering::SeqCst) {
+                            if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                                // The cut first: once it is signalled not one more byte is relayed.
+                                tokio::select! {
+                                    biased;
+                                    _ = cut => {}
+                                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                                }
+                            }
                         }
+                        live.send_modify(|n| *n -= 1);
                     });
                 }
             });
-            Relay { addr, up, cut }
+            Relay { addr, up, cut, live }
         }
 
-        fn set_up(&self, up: bool) {
-            self.up.store(up, Ordering::SeqCst);
-            if !up {
-                self.cut.notify_waiters();
-            }
+        /// Refuses new connections and returns once every open one is closed, so no command sent
+        /// afterwards can reach Redis (one that raced the cut could have been run there while
+        /// its caller saw an error).
+        async fn cut(&self) {
+            self.up.store(false, Ordering::SeqCst);
+            self.cut.notify_waiters();
+            self.live.subscribe().wait_for(|n| *n == 0).await.unwrap();
+        }
+
+        fn restore(&self) {
+            self.up.store(true, Ordering::SeqCst);
         }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn redis_outage_falls_back_to_the_local_bucket_once_per_window() {
         let relay = Relay::start().await;
-        let rl = RateLimiter::new(Some(redis_at(&relay.addr).await));
+        let rl = patient(redis_at(&relay.addr).await, HOLD, DOWN_FOR);
         let bucket = fresh_bucket();
         for _ in 0..2 {
             assert!(rl.check(&bucket, 3).await.allowed);
         }
         assert_eq!(rl.redis_takes().get(), 2);
 
-        relay.set_up(false);
+        relay.cut().await;
         // The local bucket (full, it has not been used) decides; the first check found Redis
         // gone, the others do not try it again within the window.
         for i in 0..3 {
@@ -677,13 +705,13 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn redis_decides_again_once_it_is_back() {
         let relay = Relay::start().await;
-        let rl = RateLimiter::tuned(Some(redis_at(&relay.addr).await), HOLD, Duration::ZERO);
+        let rl = patient(redis_at(&relay.addr).await, HOLD, Duration::ZERO);
         let bucket = fresh_bucket();
         assert!(rl.check(&bucket, 3).await.allowed);
-        relay.set_up(false);
+        relay.cut().await;
         assert!(rl.check(&bucket, 3).await.allowed);
         assert_eq!(rl.fallbacks.get(), 1);
-        relay.set_up(true);
+        relay.restore();
         // The connection manager reconnects in the background; within a few seconds Redis
         // decides again (2 tokens left there, so allowed without a fallback).
         let deadline = Instant::now() + Duration::from_secs(10);
