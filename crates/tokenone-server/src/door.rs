@@ -7,9 +7,33 @@ use prometheus_client::metrics::gauge::Gauge;
 use std::pin::pin;
 use std::time::Duration;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
-/// How long a call waits at a door before it gets a 503 that moved nothing.
+/// How long a call waits at the doors, all of them together, before it gets a 503 that moved
+/// nothing.
 pub(crate) const ADMIT_WAIT: Duration = Duration::from_secs(10);
+
+/// One call's wait at the doors: the first shut door it meets sets the deadline, so a call that
+/// meets several shut doors still waits at most `ADMIT_WAIT` in all (not that much at each). A
+/// call that finds every door open never reads the clock.
+pub(crate) struct Wait {
+    deadline: Option<Instant>,
+    limit: Duration,
+}
+
+impl Wait {
+    pub(crate) fn new() -> Self {
+        Self::at_most(ADMIT_WAIT)
+    }
+
+    pub(crate) fn at_most(limit: Duration) -> Self {
+        Wait { deadline: None, limit }
+    }
+
+    fn deadline(&mut self) -> Instant {
+        *self.deadline.get_or_insert_with(|| Instant::now() + self.limit)
+    }
+}
 
 /// The queue depth and the calls waiting for it to fall: raised when an item is queued, lowered
 /// after each written batch.
@@ -29,13 +53,13 @@ impl Door {
         }
     }
 
-    /// Waits while the queue is above the high-water mark; `false` when it stayed above it for
-    /// `wait`. Free (one atomic read) when the queue is below it.
-    pub(crate) async fn admit(&self, wait: Duration) -> bool {
+    /// Waits while the queue is above the high-water mark; `false` when it stayed above it until
+    /// the call's deadline. Free (one atomic read) when the queue is below it.
+    pub(crate) async fn admit(&self, wait: &mut Wait) -> bool {
         if self.depth.get() <= self.high_water {
             return true;
         }
-        let waited = tokio::time::timeout(wait, async {
+        let waited = tokio::time::timeout_at(wait.deadline(), async {
             loop {
                 let mut room = pin!(self.room.notified());
                 // Registered before the depth is read again, so a batch written in between
@@ -66,7 +90,7 @@ mod tests {
     async fn the_door_is_open_up_to_the_high_water_mark() {
         let door = Door::new(3);
         door.depth.set(3);
-        assert!(door.admit(Duration::ZERO).await);
+        assert!(door.admit(&mut Wait::at_most(Duration::ZERO)).await);
     }
 
     #[tokio::test(start_paused = true)]
@@ -75,7 +99,7 @@ mod tests {
         door.depth.set(5);
         let waiting = tokio::spawn({
             let door = door.clone();
-            async move { door.admit(Duration::from_secs(10)).await }
+            async move { door.admit(&mut Wait::new()).await }
         });
         tokio::task::yield_now().await;
         // A batch that leaves the queue above the mark keeps the door shut.
@@ -91,6 +115,27 @@ mod tests {
         let door = Door::new(3);
         door.depth.set(4);
         // Paused time: the 10 s pass at once, without sleeping.
-        assert!(!door.admit(Duration::from_secs(10)).await);
+        assert!(!door.admit(&mut Wait::new()).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_shut_doors_keep_a_call_for_one_wait_in_all() {
+        let (first, second) = (Arc::new(Door::new(3)), Door::new(3));
+        first.depth.set(4);
+        second.depth.set(4);
+        let started = Instant::now();
+        // The first door opens after 6 s; the second never does.
+        tokio::spawn({
+            let first = first.clone();
+            async move {
+                tokio::time::sleep(Duration::from_secs(6)).await;
+                first.written(1);
+            }
+        });
+        let mut wait = Wait::new();
+        assert!(first.admit(&mut wait).await);
+        assert_eq!(started.elapsed(), Duration::from_secs(6));
+        assert!(!second.admit(&mut wait).await);
+        assert_eq!(started.elapsed(), ADMIT_WAIT, "10 s in all, not 6 + 10");
     }
 }

@@ -10,7 +10,7 @@
 //! frames behind is disconnected (it reconnects with `Last-Event-ID`), so a slow client can
 //! never hold anyone up.
 
-use crate::door::{Door, ADMIT_WAIT};
+use crate::door::{Door, Wait};
 use crate::pubsub;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -156,9 +156,10 @@ impl EventHub {
     }
 
     /// Waits while more than [`HIGH_WATER`] events wait to be stored; `false` when the queue
-    /// stayed that long for [`ADMIT_WAIT`] (the proxy answers 503). Free when the hub keeps up.
-    pub async fn admit(&self) -> bool {
-        self.0.door.admit(ADMIT_WAIT).await
+    /// stayed that long until the call's deadline (`wait`: `door::ADMIT_WAIT` at all the doors
+    /// together; the proxy answers 503). Free when the hub keeps up.
+    pub(crate) async fn admit(&self, wait: &mut Wait) -> bool {
+        self.0.door.admit(wait).await
     }
 
     /// Hands a frame to this process's watchers of `project`.
@@ -687,7 +688,7 @@ mod tests {
         hub.flush().await;
         // Every event counted once going in and once stored: the door is open again.
         assert_eq!(depth.get(), 0);
-        assert!(hub.admit().await);
+        assert!(hub.admit(&mut Wait::new()).await);
         assert_eq!(store.events_after(p, 0, 10_000).await.unwrap().len(), 500);
         hub.shutdown().await;
         cleanup(&path);

@@ -7,6 +7,7 @@ pub mod ratelimit;
 pub mod upstream;
 pub mod writer;
 
+use crate::door::Wait;
 use crate::state::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, Request, State};
@@ -405,8 +406,10 @@ fn success_headers(
 async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, req: Request) -> Response {
     let started = Instant::now();
     // Before anything else, so a call turned away here is no call at all (nothing is queued).
-    // Each call queues a call record and an `llm.call` event: both writers must keep up.
-    if !state.writer.admit().await || !state.hub.admit().await {
+    // Each call queues a call record and an `llm.call` event: both writers must keep up, and a
+    // call waits for the two together no longer than for one.
+    let mut wait = Wait::new();
+    if !state.writer.admit(&mut wait).await || !state.hub.admit(&mut wait).await {
         return error(
             shape,
             ErrorKind::Unavailable,

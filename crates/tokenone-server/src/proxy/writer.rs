@@ -4,11 +4,11 @@
 //!
 //! The queue is bounded by admission, not by dropping: while more than [`HIGH_WATER`] calls wait
 //! to be written, new proxy calls wait at the door ([`CallWriter::admit`]) until a batch is
-//! written, and after [`ADMIT_WAIT`] they are turned away with a 503 that moved nothing. Queuing
-//! itself never blocks (a call's record is queued from `Drop` too), so the queue holds at most
+//! written, and after `door::ADMIT_WAIT` they are turned away with a 503 that moved nothing.
+//! Queuing itself never blocks (a call's record is queued from `Drop` too), so the queue holds at most
 //! the high-water mark plus the calls already in flight.
 
-use crate::door::{Door, ADMIT_WAIT};
+use crate::door::{Door, Wait};
 use prometheus_client::metrics::gauge::Gauge;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -59,9 +59,10 @@ impl CallWriter {
     }
 
     /// Waits while the writer is more than [`HIGH_WATER`] calls behind; `false` when it stayed
-    /// behind for [`ADMIT_WAIT`] (the caller answers 503). Free when the writer keeps up.
-    pub async fn admit(&self) -> bool {
-        self.door.admit(ADMIT_WAIT).await
+    /// behind until the call's deadline (`wait`: `door::ADMIT_WAIT` at all the doors together; the
+    /// caller answers 503). Free when the writer keeps up.
+    pub(crate) async fn admit(&self, wait: &mut Wait) -> bool {
+        self.door.admit(wait).await
     }
 
     /// Queues a call that moved no money. Never blocks; callable from `Drop`.
