@@ -16,22 +16,14 @@ pub(crate) const ADMIT_WAIT: Duration = Duration::from_secs(10);
 /// One call's wait at the doors: the first shut door it meets sets the deadline, so a call that
 /// meets several shut doors still waits at most `ADMIT_WAIT` in all (not that much at each). A
 /// call that finds every door open never reads the clock.
+#[derive(Default)]
 pub(crate) struct Wait {
     deadline: Option<Instant>,
-    limit: Duration,
 }
 
 impl Wait {
-    pub(crate) fn new() -> Self {
-        Self::at_most(ADMIT_WAIT)
-    }
-
-    pub(crate) fn at_most(limit: Duration) -> Self {
-        Wait { deadline: None, limit }
-    }
-
     fn deadline(&mut self) -> Instant {
-        *self.deadline.get_or_insert_with(|| Instant::now() + self.limit)
+        *self.deadline.get_or_insert_with(|| Instant::now() + ADMIT_WAIT)
     }
 }
 
@@ -90,7 +82,7 @@ mod tests {
     async fn the_door_is_open_up_to_the_high_water_mark() {
         let door = Door::new(3);
         door.depth.set(3);
-        assert!(door.admit(&mut Wait::at_most(Duration::ZERO)).await);
+        assert!(door.admit(&mut Wait::default()).await);
     }
 
     #[tokio::test(start_paused = true)]
@@ -99,7 +91,7 @@ mod tests {
         door.depth.set(5);
         let waiting = tokio::spawn({
             let door = door.clone();
-            async move { door.admit(&mut Wait::new()).await }
+            async move { door.admit(&mut Wait::default()).await }
         });
         tokio::task::yield_now().await;
         // A batch that leaves the queue above the mark keeps the door shut.
@@ -115,7 +107,7 @@ mod tests {
         let door = Door::new(3);
         door.depth.set(4);
         // Paused time: the 10 s pass at once, without sleeping.
-        assert!(!door.admit(&mut Wait::new()).await);
+        assert!(!door.admit(&mut Wait::default()).await);
     }
 
     #[tokio::test(start_paused = true)]
@@ -132,7 +124,7 @@ mod tests {
                 first.written(1);
             }
         });
-        let mut wait = Wait::new();
+        let mut wait = Wait::default();
         assert!(first.admit(&mut wait).await);
         assert_eq!(started.elapsed(), Duration::from_secs(6));
         assert!(!second.admit(&mut wait).await);

@@ -162,15 +162,6 @@ impl EventHub {
         self.0.door.admit(wait).await
     }
 
-    /// Hands a frame to this process's watchers of `project`.
-    fn deliver(&self, project: ProjectId, frame: Frame) {
-        let map = self.0.local.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(tx) = map.get(&project) {
-            // No receiver left is fine: nobody watches.
-            let _ = tx.send(frame);
-        }
-    }
-
     /// The sender to this process's live watchers of `project`; `None` when nobody watches it.
     fn watchers(&self, project: ProjectId) -> Option<broadcast::Sender<Frame>> {
         let map = self.0.local.lock().unwrap_or_else(|p| p.into_inner());
@@ -368,13 +359,13 @@ impl EventHub {
                 continue;
             }
             for f in wire.frames {
-                self.deliver(
-                    f.project,
-                    Frame {
+                if let Some(tx) = self.watchers(f.project) {
+                    // A watcher gone since the lookup is fine: nobody watches.
+                    let _ = tx.send(Frame {
                         seq: f.seq,
                         bytes: Bytes::from(f.text),
-                    },
-                );
+                    });
+                }
             }
         }
     }
@@ -688,7 +679,7 @@ mod tests {
         hub.flush().await;
         // Every event counted once going in and once stored: the door is open again.
         assert_eq!(depth.get(), 0);
-        assert!(hub.admit(&mut Wait::new()).await);
+        assert!(hub.admit(&mut Wait::default()).await);
         assert_eq!(store.events_after(p, 0, 10_000).await.unwrap().len(), 500);
         hub.shutdown().await;
         cleanup(&path);

@@ -408,7 +408,7 @@ async fn handle(state: AppState, shape: Shape, gemini: Option<(String, bool)>, r
     // Before anything else, so a call turned away here is no call at all (nothing is queued).
     // Each call queues a call record and an `llm.call` event: both writers must keep up, and a
     // call waits for the two together no longer than for one.
-    let mut wait = Wait::new();
+    let mut wait = Wait::default();
     if !state.writer.admit(&mut wait).await || !state.hub.admit(&mut wait).await {
         return error(
             shape,

@@ -5,8 +5,8 @@
 //! The queue is bounded by admission, not by dropping: while more than [`HIGH_WATER`] calls wait
 //! to be written, new proxy calls wait at the door ([`CallWriter::admit`]) until a batch is
 //! written, and after `door::ADMIT_WAIT` they are turned away with a 503 that moved nothing.
-//! Queuing itself never blocks (a call's record is queued from `Drop` too), so the queue holds at most
-//! the high-water mark plus the calls already in flight.
+//! Queuing itself never blocks (a call's record is queued from `Drop` too), so the queue holds
+//! at most the high-water mark plus the calls already in flight.
 
 use crate::door::{Door, Wait};
 use prometheus_client::metrics::gauge::Gauge;
